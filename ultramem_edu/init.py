@@ -1,0 +1,67 @@
+"""Initialisation (method.md §7): treat the memory like an MLP branch of a pre-LN transformer.
+
+Target: the layer's output variance ≈ 1/(2L) for L transformer layers.
+- The top-m selected scores should average ≈ 1: the query-LN and key-LN weights are scaled until a
+  Monte Carlo estimate of the selected-score mean is 1 (the mean of the top-m of many correlated
+  draws has no closed form).
+- Values ~ N(0, E/(2·m·H·L)): each of the E virtual blocks receives ≈ m·H/E scores of ≈ 1, so a
+  pooled block has variance ≈ (m·H/E)·E/(2·m·H·L) = 1/(2L).
+- The output projection (E·D_v → D) has std 1/√(E·D_v), which keeps that variance.
+(The released code instead uses std 0.02 and LayerNorm weights that are constants.)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import check_int
+
+__all__ = [
+    "topm_mean_of_normals",
+    "value_std",
+    "output_projection_std",
+    "ln_scale_for_unit_mean",
+]
+
+
+def topm_mean_of_normals(
+    n: int, m: int, samples: int = 20_000, generator: torch.Generator | None = None
+) -> tuple[float, float]:
+    """Monte Carlo mean of the m largest of n i.i.d. standard normals.
+
+    Returns (estimate, standard error of the estimate). It grows roughly like √(2 ln(n/m)).
+    """
+    check_int("n", n, 1)
+    check_int("m", m, 1, n)
+    check_int("samples", samples, 2)
+    draws = torch.randn(samples, n, generator=generator, dtype=torch.float64)
+    per_sample = draws.topk(m, dim=-1).values.mean(-1)                # (samples,)
+    return float(per_sample.mean()), float(per_sample.std() / math.sqrt(samples))
+
+
+def value_std(expansion: int, topm: int, num_heads: int, num_layers: int) -> float:
+    """Std of the value table, √(E / (2·m·H·L))."""
+    for name, v in (("expansion", expansion), ("topm", topm), ("num_heads", num_heads), ("num_layers", num_layers)):
+        check_int(name, v, 1)
+    return math.sqrt(expansion / (2 * topm * num_heads * num_layers))
+
+
+def output_projection_std(expansion: int, value_dim: int) -> float:
+    """Std of the output projection's weights, 1/√(E·D_v)."""
+    check_int("expansion", expansion, 1)
+    check_int("value_dim", value_dim, 1)
+    return 1.0 / math.sqrt(expansion * value_dim)
+
+
+def ln_scale_for_unit_mean(measured_mean: float, degree: int) -> float:
+    """The factor g to put on *both* the query-LN and key-LN weights so the selected mean becomes 1.
+
+    A row or column score is q·k, so it scales as g² when both LN weights are scaled by g. Additive
+    product-key scores (row + col) therefore scale as g² (degree 2); Tucker scores (row · C · col)
+    as g⁴ (degree 4). Scaling all scores by a positive constant does not change which are selected.
+    """
+    if not measured_mean > 0:
+        raise ValueError(f"measured_mean must be > 0 to be rescaled to 1, got {measured_mean}")
+    check_int("degree", degree, 1)
+    return measured_mean ** (-1.0 / degree)

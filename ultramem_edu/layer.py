@@ -1,0 +1,411 @@
+"""UltraMem's memory layer, with every improvement over PKM as one config switch (method.md §3).
+
+Forward, for an input x (..., D):
+
+    x_q   = causal_depthwise_conv(x)                     (optional, needs x of shape (B, T, D))
+    q     = LN(W_q x_q)  → q_row, q_col                  one query shared by all heads, or one per head
+    S_row = LN(K_row) q_row,  S_col = LN(K_col) q_col    (H, r, n') scores per head and key set
+    top-m = product keys (additive) or TDQKR (Tucker core, rank-1 stage + exact rescoring)
+    MCS   : the summed core selects, each core's score weights its own value slice
+    IVE   : grid address → shuffle → (virtual block, physical row); pool per block, then project
+    out   = W_o · flatten(pooled (E, D_v))
+
+:class:`UltraMemConfig` defaults are the paper's UltraMem; :meth:`UltraMemConfig.pkm` is the PKM
+baseline, and :func:`ablation_ladder` walks from one to the other one switch at a time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import init as init_
+from ._checks import check_choice, check_float_tensor, check_int
+from .ive import keys_per_side, make_shuffle
+from .kernels import value_lookup
+from .mcs import mcs_topm
+from .product_keys import product_key_topm
+from .tdqkr import rank1_factors, tucker_aux_loss
+from .types import MemoryOutput
+
+__all__ = [
+    "UltraMemConfig",
+    "UltraMemLayer",
+    "ablation_ladder",
+    "value_lr_multiplier",
+    "memory_param_groups",
+    "value_lr_scheduler",
+]
+
+
+@dataclass
+class UltraMemConfig:
+    """Configuration of one UltraMem layer. Defaults: the paper's choices (method.md §3–§7).
+
+    Sizes:
+        d_model: D, input/output width.
+        num_values: N, physical value rows; must be a perfect square (an n×n grid).
+        value_dim: D_v; None → D/2 with an output projection (the paper's "half D_v, twice the
+            values"), D without one.
+        key_dim: D_k, width of one sub-key and of q_row / q_col.
+        num_heads: H, key sets searched per token; their selections are pooled together.
+        topm: m, values selected per head.
+        num_layers: L of the surrounding model, used by the improved initialisation.
+    Switches (Table 2 of the paper, in order):
+        score_activation: "softmax" (PKM) or "none" (UltraMem: raw selected scores).
+        output_projection: a Linear(E·D_v → D) after pooling (UltraMem) or none (PKM, D_v = D).
+        shared_query: one query for all heads (UltraMem) or one per head (PKM).
+        query_norm / key_norm: "layernorm"/True (UltraMem) or "batchnorm"/False (PKM).
+        expansion: E, IVE's virtual blocks (paper 4; 1 = off). Must be a perfect square.
+        tucker_rank: r for TDQKR (paper 2), or None for additive product keys (PKM).
+        num_cores: h for MCS (paper 2; 1 = off). Needs TDQKR; must divide D_v.
+        improved_init: the variance-preserving initialisation of §7 (UltraMem) or PKM's.
+        query_conv_kernel: causal depthwise conv before the query Linear; 0 = off. Table 2's last
+            row adds it for a 0.000 change and the sources give no size (unofficial code: 5).
+    Auxiliary loss on the summed Tucker core (§4): aux_alpha (0 = off), aux_tau.
+    Other: shuffle_seed (IVE's fixed permutation), value_init_std (None → PKM's D_v^-1/2 when
+    improved_init is off), init_samples (Monte Carlo size for the LN calibration), kernel_backend.
+    """
+
+    d_model: int
+    num_values: int = 1024
+    value_dim: int | None = None
+    key_dim: int = 32
+    num_heads: int = 2
+    topm: int = 8
+    num_layers: int = 4
+    score_activation: str = "none"
+    output_projection: bool = True
+    shared_query: bool = True
+    query_norm: str = "layernorm"
+    key_norm: bool = True
+    expansion: int = 4
+    tucker_rank: int | None = 2
+    num_cores: int = 2
+    improved_init: bool = True
+    query_conv_kernel: int = 0
+    aux_alpha: float = 0.001
+    aux_tau: float = 0.15
+    shuffle_seed: int = 0
+    value_init_std: float | None = None
+    init_samples: int = 2048
+    kernel_backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_int("d_model", self.d_model, 1)
+        check_int("num_values", self.num_values, 1)
+        if self.value_dim is None:
+            self.value_dim = self.d_model // 2 if self.output_projection else self.d_model
+        check_int("value_dim", self.value_dim, 1)
+        check_int("key_dim", self.key_dim, 1)
+        check_int("num_heads", self.num_heads, 1)
+        check_int("num_layers", self.num_layers, 1)
+        check_choice("score_activation", self.score_activation, ("none", "softmax"))
+        check_choice("query_norm", self.query_norm, ("layernorm", "batchnorm", "none"))
+        check_choice("kernel_backend", self.kernel_backend, ("auto", "torch", "triton"))
+        check_int("expansion", self.expansion, 1)
+        n_side = keys_per_side(self.num_values, self.expansion)  # checks both are perfect squares
+        check_int("topm", self.topm, 1, n_side)
+        if self.tucker_rank is not None:
+            check_int("tucker_rank", self.tucker_rank, 1)
+        check_int("num_cores", self.num_cores, 1)
+        if self.num_cores > 1 and self.tucker_rank is None:
+            raise ValueError("num_cores > 1 (MCS) needs a Tucker core: set tucker_rank, got tucker_rank=None")
+        if self.value_dim % self.num_cores:
+            raise ValueError(
+                f"value_dim D_v={self.value_dim} must be divisible by num_cores h={self.num_cores}"
+            )
+        if self.score_activation == "softmax" and self.num_cores > 1:
+            raise ValueError("score_activation='softmax' is defined for one core only, got num_cores="
+                             f"{self.num_cores}")
+        if not self.output_projection and (self.value_dim != self.d_model or self.expansion != 1):
+            raise ValueError(
+                "output_projection=False needs value_dim == d_model and expansion == 1, got "
+                f"value_dim={self.value_dim}, d_model={self.d_model}, expansion={self.expansion}"
+            )
+        if self.improved_init and (
+            self.query_norm != "layernorm" or not self.key_norm or not self.output_projection
+            or self.score_activation != "none"
+        ):
+            raise ValueError(
+                "improved_init calibrates raw scores through the query/key LayerNorm weights and scales "
+                "the output projection: it needs query_norm='layernorm', key_norm=True, "
+                "output_projection=True and score_activation='none', got "
+                f"{self.query_norm!r}, {self.key_norm}, {self.output_projection}, {self.score_activation!r}"
+            )
+        check_int("query_conv_kernel", self.query_conv_kernel, 0)
+        check_int("init_samples", self.init_samples, 2)
+        if self.aux_alpha < 0 or self.aux_tau < 0:
+            raise ValueError(f"aux_alpha and aux_tau must be >= 0, got {self.aux_alpha}, {self.aux_tau}")
+
+    @property
+    def keys_per_side(self) -> int:
+        """n' = √(E·N): keys per side of the virtual grid."""
+        return keys_per_side(self.num_values, self.expansion)
+
+    @classmethod
+    def pkm(cls, d_model: int, **overrides) -> "UltraMemConfig":
+        """Lample et al.'s PKM expressed with this layer's switches (the ladder's first rung)."""
+        base = dict(
+            score_activation="softmax", output_projection=False, value_dim=d_model, shared_query=False,
+            query_norm="batchnorm", key_norm=False, expansion=1, tucker_rank=None, num_cores=1,
+            improved_init=False, query_conv_kernel=0, aux_alpha=0.0,
+        )
+        base.update(overrides)
+        return cls(d_model=d_model, **base)
+
+
+def ablation_ladder(d_model: int, conv_kernel: int = 5, **sizes) -> list[tuple[str, UltraMemConfig]]:
+    """The paper's Table 2 as configs: PKM, then one switch at a time, ending at UltraMem.
+
+    ``sizes`` (num_values, key_dim, num_heads, topm, num_layers, ...) apply to every rung. The
+    "split into several layers + skip wiring" rung is a model-level change (see :mod:`model`) and
+    the value-lr decay an optimiser change (:func:`value_lr_scheduler`); they are listed so the
+    ladder reads like the table, with the layer config unchanged at those steps.
+    """
+    cfg = UltraMemConfig.pkm(d_model, **sizes)
+    steps: list[tuple[str, dict]] = [
+        ("PKM", {}),
+        ("remove softmax", dict(score_activation="none")),
+        ("half D_v, output projection", dict(output_projection=True, value_dim=d_model // 2)),
+        ("shared query", dict(shared_query=True)),
+        ("split layers + skip wiring (model)", {}),
+        ("LayerNorm on query and keys", dict(query_norm="layernorm", key_norm=True)),
+        ("IVE (E=4)", dict(expansion=4)),
+        ("TDQKR (r=2)", dict(tucker_rank=2, aux_alpha=0.001)),
+        ("MCS (h=2)", dict(num_cores=2)),
+        ("improved init", dict(improved_init=True)),
+        ("value lr decay (optimiser)", {}),
+        ("causal depthwise conv", dict(query_conv_kernel=conv_kernel)),
+    ]
+    ladder = []
+    for name, change in steps:
+        cfg = dataclasses.replace(cfg, **change)
+        ladder.append((name, cfg))
+    return ladder
+
+
+class UltraMemLayer(nn.Module):
+    """The UltraMem memory layer.
+
+    forward(x: (..., D)) -> :class:`~ultramem_edu.types.MemoryOutput` with
+    output (..., D); indices, scores (..., H, m) on the n'×n' grid (before the IVE shuffle);
+    aux_loss (scalar); singular_values (H, r) of the summed core, or None without TDQKR.
+    With query_conv_kernel > 0, x must be (B, T, D) with time in dim 1 (the conv is causal in T).
+    """
+
+    def __init__(self, config: UltraMemConfig):
+        super().__init__()
+        if not isinstance(config, UltraMemConfig):
+            raise TypeError(f"config must be an UltraMemConfig, got {type(config).__name__}")
+        self.config = c = config
+        n_side, r = c.keys_per_side, c.tucker_rank or 1
+        self.num_queries = 1 if c.shared_query else c.num_heads
+        q_width = self.num_queries * 2 * c.key_dim
+
+        self.query_conv = (
+            nn.Conv1d(c.d_model, c.d_model, c.query_conv_kernel, groups=c.d_model, padding=c.query_conv_kernel - 1)
+            if c.query_conv_kernel else None
+        )
+        self.query = nn.Linear(c.d_model, q_width)
+        if c.query_norm == "layernorm":
+            self.query_norm = nn.LayerNorm(c.key_dim, bias=False)
+        elif c.query_norm == "batchnorm":
+            self.query_norm = nn.BatchNorm1d(q_width)
+        else:
+            self.query_norm = None
+        self.key_norm = nn.LayerNorm(c.key_dim, bias=False) if c.key_norm else None
+        # keys[side, head, key set a, key, dim]; side 0 = rows, 1 = columns
+        self.keys = nn.Parameter(torch.empty(2, c.num_heads, r, n_side, c.key_dim))
+        self.tucker_cores = (
+            nn.Parameter(torch.empty(c.num_heads, c.num_cores, r, r)) if c.tucker_rank is not None else None
+        )
+        self.values = nn.Parameter(torch.empty(c.num_values, c.value_dim))
+        self.out_proj = nn.Linear(c.expansion * c.value_dim, c.d_model, bias=False) if c.output_projection else None
+        if c.expansion > 1:
+            self.register_buffer("shuffle", make_shuffle(c.expansion * c.num_values, c.shuffle_seed))
+        else:
+            self.shuffle = None
+        if c.tucker_rank is not None:
+            self.register_buffer("factor_u", torch.zeros(c.num_heads, r))
+            self.register_buffer("factor_t", torch.zeros(c.num_heads, r))
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ initialisation
+    def reset_parameters(self) -> None:
+        c = self.config
+        self.query.reset_parameters()
+        if self.query_conv is not None:
+            self.query_conv.reset_parameters()
+        for norm in (self.query_norm, self.key_norm):
+            if norm is not None:
+                norm.reset_parameters()
+        bound = c.key_dim**-0.5
+        nn.init.uniform_(self.keys, -bound, bound)
+        if self.tucker_cores is not None:
+            nn.init.uniform_(self.tucker_cores, 0.0, 1.0)  # the released code's U(0, 1)
+            with torch.no_grad():
+                u, t = rank1_factors(self.tucker_cores.sum(1))
+                self.factor_u.copy_(u)
+                self.factor_t.copy_(t)
+        if c.improved_init:
+            nn.init.normal_(self.values, std=init_.value_std(c.expansion, c.topm, c.num_heads, c.num_layers))
+            nn.init.normal_(self.out_proj.weight, std=init_.output_projection_std(c.expansion, c.value_dim))
+            self.calibrate_score_scale()
+        else:
+            nn.init.normal_(self.values, std=c.value_init_std or c.value_dim**-0.5)
+            if self.out_proj is not None:
+                self.out_proj.reset_parameters()
+
+    @torch.no_grad()
+    def calibrate_score_scale(self, samples: int | None = None, seed: int = 0) -> float:
+        """Scale the query/key LayerNorm weights so the scores that weight the values average 1.
+
+        Monte Carlo over standard-normal inputs. With MCS these are the per-core scores (each core
+        weights its own value slice), so the summed selected score then averages ≈ h. Returns the
+        mean measured *before* rescaling.
+        """
+        c = self.config
+        n = samples or c.init_samples
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, 1, c.d_model, generator=generator)             # (S, T=1, D)
+        was_training = self.training
+        self.eval()
+        weights = self._select(self._sub_scores(x.to(self.values)))[1]
+        self.train(was_training)
+        measured = float(weights.float().mean())
+        degree = 2 if c.tucker_rank is None else 4
+        g = init_.ln_scale_for_unit_mean(measured, degree)
+        self.query_norm.weight.mul_(g)
+        self.key_norm.weight.mul_(g)
+        return measured
+
+    # ------------------------------------------------------------------ forward pieces
+    def _sub_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., D) -> S (B', H, 2, r, n'): each head's row (side 0) and column (side 1) scores."""
+        c = self.config
+        if self.query_conv is not None:
+            if x.dim() != 3:
+                raise ValueError(f"with query_conv_kernel > 0, x must be (B, T, D), got shape {tuple(x.shape)}")
+            T = x.shape[1]
+            x = self.query_conv(x.transpose(1, 2))[..., :T].transpose(1, 2)   # causal: trim the tail
+        q = self.query(x.reshape(-1, c.d_model))                               # (B', Q*2*D_k)
+        if isinstance(self.query_norm, nn.BatchNorm1d):
+            q = self.query_norm(q)
+        q = q.view(-1, self.num_queries, 2, c.key_dim)                         # (B', Q, 2, D_k)
+        if isinstance(self.query_norm, nn.LayerNorm):
+            q = self.query_norm(q)
+        keys = self.key_norm(self.keys) if self.key_norm is not None else self.keys
+        q = q.expand(-1, c.num_heads, -1, -1)                                  # shared query → every head
+        return torch.einsum("bhsd,shakd->bhsak", q, keys)                      # (B', H, 2, r, n')
+
+    def _rank1_factors(self, summed_core: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u, t of each head's summed core, sign-aligned with the previous ones (stored while training)."""
+        u, t = rank1_factors(summed_core, previous=(self.factor_u, self.factor_t))
+        if self.training:
+            self.factor_u.copy_(u)
+            self.factor_t.copy_(t)
+        return u, t
+
+    def _select(self, sub: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """sub (B', H, 2, r, n') -> scores (B', H, m), weights (B', H, m, h), grid indices (B', H, m)."""
+        c = self.config
+        if self.tucker_cores is None:
+            scores, indices = product_key_topm(sub[:, :, 0, 0], sub[:, :, 1, 0], c.topm)
+            weights = scores.unsqueeze(-1)
+        else:
+            factors = self._rank1_factors(self.tucker_cores.sum(1))
+            scores, weights, indices = mcs_topm(sub[:, :, 0], sub[:, :, 1], self.tucker_cores, c.topm, factors)
+        if c.score_activation == "softmax":
+            weights = F.softmax(scores.float(), dim=-1).type_as(scores).unsqueeze(-1)
+        return scores, weights, indices
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        """The value table, which trains with its own learning-rate multiplier."""
+        return [self.values]
+
+    def forward(self, x: torch.Tensor) -> MemoryOutput:
+        c = self.config
+        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,), finite=False)
+        lead = x.shape[:-1]
+        scores, weights, indices = self._select(self._sub_scores(x))            # (B', H, m[, h])
+        virtual = self.shuffle[indices] if self.shuffle is not None else indices  # IVE shuffle
+        pooled = value_lookup(
+            self.values,
+            virtual.flatten(1),                                                 # (B', H*m)
+            weights.flatten(1, 2),                                              # (B', H*m, h)
+            num_blocks=c.expansion,
+            backend=c.kernel_backend,
+        )                                                                       # (B', E, D_v)
+        output = self.out_proj(pooled.flatten(1)) if self.out_proj is not None else pooled[:, 0]
+        aux, sigma = x.new_zeros(()), None
+        if self.tucker_cores is not None:
+            summed = self.tucker_cores.sum(1)                                   # (H, r, r)
+            if c.aux_alpha > 0 and c.tucker_rank > 1:
+                aux = tucker_aux_loss(summed, tau=c.aux_tau, alpha=c.aux_alpha)
+            sigma = torch.linalg.svdvals(summed.detach())
+        return MemoryOutput(
+            output=output.view(*lead, c.d_model),
+            indices=indices.view(*lead, c.num_heads, c.topm),
+            scores=scores.view(*lead, c.num_heads, c.topm),
+            aux_loss=aux,
+            singular_values=sigma,
+        )
+
+
+# ---------------------------------------------------------------------- value learning rate
+def value_lr_multiplier(step: int, total_steps: int, k: float = 10.0) -> float:
+    """1 + (k − 1)·max(0, 1 − step/T): k× at step 0, decaying linearly to 1× at T.
+
+    The paper's text uses k = 10, the released training script k = 4.
+    """
+    check_int("step", step, 0)
+    check_int("total_steps", total_steps, 1)
+    if not k >= 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return 1.0 + (k - 1.0) * max(0.0, 1.0 - step / total_steps)
+
+
+def _value_parameters(model: nn.Module) -> list[nn.Parameter]:
+    found = []
+    for module in model.modules():
+        if hasattr(module, "value_parameters"):
+            found.extend(module.value_parameters())
+    return found
+
+
+def memory_param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0) -> list[dict]:
+    """Two optimiser groups: every value table (no weight decay) and everything else.
+
+    Groups carry a "name" ("main" / "values") so :func:`value_lr_scheduler` can tell them apart.
+    """
+    values = _value_parameters(model)
+    value_ids = {id(p) for p in values}
+    main = [p for p in model.parameters() if id(p) not in value_ids]
+    groups = [{"name": "main", "params": main, "lr": lr, "weight_decay": weight_decay}]
+    if values:
+        groups.append({"name": "values", "params": values, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def value_lr_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, k: float = 10.0, base: Iterable | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR giving the "values" group lr × value_lr_multiplier(step), the others lr × 1.
+
+    ``base``: an optional function step → factor (e.g. warm-up + cosine) applied to every group.
+    """
+    def factor(name: str):
+        def f(step: int) -> float:
+            b = base(step) if base is not None else 1.0
+            return b * (value_lr_multiplier(step, total_steps, k) if name == "values" else 1.0)
+        return f
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [factor(g.get("name", "main")) for g in optimizer.param_groups]
+    )

@@ -1,0 +1,182 @@
+"""TDQKR — Tucker-decomposed query-key retrieval (method.md §4).
+
+r key sets per side give score matrices S_row ∈ R^{r×n_r}, S_col ∈ R^{r×n_c}; a learned Tucker core
+C ∈ R^{r×r} mixes them into the grid
+
+    S_grid = S_rowᵀ C S_col,   score(i, j) = Σ_{a,b} S_row[a, i] C[a, b] S_col[b, j].
+
+A bilinear form has no exact two-stage shortcut, so retrieval is approximate in stage 1 and exact in
+stage 2: with C = U Λ Tᵀ and u, t its leading singular vectors (C ≈ λ₁ u tᵀ), keep the m rows with
+the largest uᵀS_row and the m columns with the largest tᵀS_col; then score the m×m candidates with
+the full core and keep the best m. u and t carry no gradient.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_float_tensor, check_int
+
+__all__ = [
+    "tucker_scores",
+    "rank1_factors",
+    "tdqkr_topm",
+    "tdqkr_topm_reference",
+    "gather_tucker_scores",
+    "tucker_aux_loss",
+    "recall_at_m",
+]
+
+
+def _check_tucker(row_scores: torch.Tensor, col_scores: torch.Tensor, core: torch.Tensor) -> None:
+    check_float_tensor("row_scores", row_scores, min_ndim=2)
+    check_float_tensor("col_scores", col_scores, min_ndim=2)
+    check_float_tensor("core", core, min_ndim=2)
+    r = core.shape[-1]
+    if core.shape[-2] != r:
+        raise ValueError(f"core must be square (..., r, r), got shape {tuple(core.shape)}")
+    if row_scores.shape[-2] != r or col_scores.shape[-2] != r:
+        raise ValueError(
+            f"row_scores and col_scores must have r={r} key sets in dim -2 (..., r, n), got "
+            f"{tuple(row_scores.shape)} and {tuple(col_scores.shape)}"
+        )
+    if row_scores.shape[:-2] != col_scores.shape[:-2]:
+        raise ValueError(
+            "row_scores and col_scores must share their leading shape, got "
+            f"{tuple(row_scores.shape)} and {tuple(col_scores.shape)}"
+        )
+
+
+def tucker_scores(row_scores: torch.Tensor, col_scores: torch.Tensor, core: torch.Tensor) -> torch.Tensor:
+    """The full grid S_rowᵀ C S_col.
+
+    Args:
+        row_scores: (..., r, n_r); col_scores: (..., r, n_c); core: (r, r) or broadcastable (..., r, r).
+    Returns:
+        (..., n_r, n_c) with out[..., i, j] = Σ_{a,b} row[..., a, i] · core[a, b] · col[..., b, j].
+    """
+    _check_tucker(row_scores, col_scores, core)
+    return row_scores.transpose(-1, -2) @ core @ col_scores
+
+
+@torch.no_grad()
+def rank1_factors(
+    core: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leading singular vectors (u, t) of ``core`` (..., r, r), detached, each (..., r).
+
+    The SVD fixes u and t only up to a common sign; (−u, −t) gives the same rank-1 matrix but makes
+    stage 1 pick the *bottom* rows and columns. With ``previous`` the pair closer in L1 to the previous
+    pair is kept (the released code's rule, so the selection does not jump between optimiser steps);
+    without it the sign making Σu + Σt ≥ 0 is chosen (for a positive core, the Perron vectors).
+    """
+    check_float_tensor("core", core, min_ndim=2)
+    U, _, Vh = torch.linalg.svd(core.detach().double())
+    u, t = U[..., :, 0], Vh[..., 0, :]
+    if previous is None:
+        flip = (u.sum(-1) + t.sum(-1)) < 0
+    else:
+        pu, pt = (p.double() for p in previous)
+        keep = (u - pu).abs().sum(-1) + (t - pt).abs().sum(-1)
+        swap = (u + pu).abs().sum(-1) + (t + pt).abs().sum(-1)
+        flip = swap < keep
+    sign = torch.where(flip, -1.0, 1.0).unsqueeze(-1).to(u)
+    return (sign * u).to(core.dtype), (sign * t).to(core.dtype)
+
+
+def gather_tucker_scores(
+    row_scores: torch.Tensor, col_scores: torch.Tensor, core: torch.Tensor, indices: torch.Tensor
+) -> torch.Tensor:
+    """Exact Tucker scores at grid addresses ``indices`` (..., k) (index = i·n_c + j) → (..., k).
+
+    ``core`` may carry extra dims *before* (r, r) only if they match the leading dims; for several
+    cores at once (MCS) use :func:`ultramem_edu.mcs.mcs_topm`.
+    """
+    n_c = col_scores.shape[-1]
+    r = row_scores.shape[-2]
+    i = (indices // n_c).unsqueeze(-2).expand(*indices.shape[:-1], r, indices.shape[-1])
+    j = (indices % n_c).unsqueeze(-2).expand(*indices.shape[:-1], r, indices.shape[-1])
+    a = row_scores.gather(-1, i)                                       # (..., r, k)
+    b = col_scores.gather(-1, j)                                       # (..., r, k)
+    return ((core @ b) * a).sum(-2)                                    # (..., k)  aᵀ C b per address
+
+
+def tdqkr_topm(
+    row_scores: torch.Tensor,
+    col_scores: torch.Tensor,
+    core: torch.Tensor,
+    m: int,
+    factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-stage TDQKR retrieval: a rank-1 stage, then exact rescoring on the m × m candidates.
+
+    Args:
+        row_scores: (..., r, n_r); col_scores: (..., r, n_c); core: (r, r) or (..., r, r).
+        m: 1 ≤ m ≤ min(n_r, n_c).
+        factors: optional (u, t), each (r,) or (..., r), e.g. sign-aligned ones from
+            :func:`rank1_factors` with ``previous``; by default computed from ``core``.
+
+    Returns:
+        scores (..., m): the exact ``tucker_scores`` at the returned addresses, sorted descending;
+        indices (..., m) int64, i·n_c + j, distinct.
+    """
+    _check_tucker(row_scores, col_scores, core)
+    n_r, n_c = row_scores.shape[-1], col_scores.shape[-1]
+    check_int("m", m, 1, min(n_r, n_c))
+    u, t = rank1_factors(core) if factors is None else factors
+    r = core.shape[-1]
+    if u.shape[-1] != r or t.shape[-1] != r:
+        raise ValueError(f"factors must be two (..., r={r}) tensors, got {tuple(u.shape)} and {tuple(t.shape)}")
+    with torch.no_grad():  # stage 1 only chooses; it carries no gradient
+        row_proj = (u.unsqueeze(-1) * row_scores).sum(-2)              # (..., n_r)  uᵀ S_row
+        col_proj = (t.unsqueeze(-1) * col_scores).sum(-2)              # (..., n_c)  tᵀ S_col
+        row_idx = row_proj.topk(m, dim=-1).indices                     # (..., m)
+        col_idx = col_proj.topk(m, dim=-1).indices                     # (..., m)
+    lead = row_scores.shape[:-2]
+    sub_row = row_scores.gather(-1, row_idx.unsqueeze(-2).expand(*lead, r, m))   # (..., r, m)
+    sub_col = col_scores.gather(-1, col_idx.unsqueeze(-2).expand(*lead, r, m))   # (..., r, m)
+    candidates = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(-2)        # (..., m*m) stage 2, exact
+    scores, flat = candidates.topk(m, dim=-1)
+    indices = row_idx.gather(-1, flat // m) * n_c + col_idx.gather(-1, flat % m)
+    return scores, indices
+
+
+def tdqkr_topm_reference(
+    row_scores: torch.Tensor, col_scores: torch.Tensor, core: torch.Tensor, m: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Brute force: the top-m of the full Tucker grid. Same return contract as :func:`tdqkr_topm`."""
+    grid = tucker_scores(row_scores, col_scores, core)
+    check_int("m", m, 1, min(grid.shape[-2], grid.shape[-1]))
+    return grid.flatten(-2).topk(m, dim=-1)
+
+
+def recall_at_m(indices: torch.Tensor, reference_indices: torch.Tensor) -> torch.Tensor:
+    """Fraction of ``reference_indices`` (..., m) found in ``indices`` (..., m'), per leading entry."""
+    if indices.shape[:-1] != reference_indices.shape[:-1]:
+        raise ValueError(
+            f"indices and reference_indices must share leading dims, got {tuple(indices.shape)} "
+            f"and {tuple(reference_indices.shape)}"
+        )
+    hit = (reference_indices.unsqueeze(-1) == indices.unsqueeze(-2)).any(-1)
+    return hit.float().mean(-1)
+
+
+def tucker_aux_loss(core: torch.Tensor, tau: float = 0.15, alpha: float = 0.001) -> torch.Tensor:
+    """Keep the core near rank 1 without collapsing it:
+
+        L_aux = α/(r−1) · Σ_{i≥2} max(0, σ_i − τ)²,  σ the singular values, descending.
+
+    Args:
+        core: (r, r), or (..., r, r) in which case the losses of all cores are summed.
+    Returns:
+        A scalar tensor, differentiable w.r.t. ``core``; 0 for r = 1.
+    """
+    check_float_tensor("core", core, min_ndim=2)
+    r = core.shape[-1]
+    if core.shape[-2] != r:
+        raise ValueError(f"core must be square (..., r, r), got shape {tuple(core.shape)}")
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    if r == 1:
+        return core.sum() * 0.0
+    sigma = torch.linalg.svdvals(core)                                 # (..., r) descending
+    return alpha / (r - 1) * (sigma[..., 1:] - tau).clamp(min=0).pow(2).sum()
