@@ -10,3 +10,7 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Tests run on small tensors, several processes at once (pytest -n): one thread each avoids
+# oversubscribing the cores, which otherwise slows the suite down many times over.
+torch.set_num_threads(1)

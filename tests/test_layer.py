@@ -200,3 +200,14 @@ def test_forward_input_errors():
         layer(torch.ones(3, 16, dtype=torch.long))
     with pytest.raises(TypeError, match="config must be an UltraMemConfig"):
         UltraMemLayer(dataclasses.asdict(UltraMemConfig(d_model=16, **SMALL)))
+
+
+def test_activated_parameters_count_only_the_rows_read():
+    from ultramem_edu.moe import activated_parameters_per_token, num_parameters
+
+    layer = UltraMemLayer(UltraMemConfig(d_model=16, **SMALL))
+    c = layer.config
+    total = num_parameters(layer)
+    assert activated_parameters_per_token(layer) == total - c.num_values * c.value_dim + c.num_heads * c.topm * c.value_dim
+    pkm = PKMLayer(PKMConfig(d_model=16, num_keys=8, key_dim=4, num_heads=2, topm=3))
+    assert activated_parameters_per_token(pkm) == num_parameters(pkm) - 64 * 16 + 2 * 3 * 16

@@ -329,9 +329,16 @@ class UltraMemLayer(nn.Module):
         """The value table, which trains with its own learning-rate multiplier."""
         return [self.values]
 
+    def activated_parameters_per_token(self) -> int:
+        """Parameters one token multiplies with: every parameter except the value table, of which
+        only the H·m selected rows are read (the keys are all scored, so they all count)."""
+        c = self.config
+        others = sum(p.numel() for p in self.parameters() if p is not self.values)
+        return others + c.num_heads * c.topm * c.value_dim
+
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         c = self.config
-        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,), finite=False)
+        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,))
         lead = x.shape[:-1]
         scores, weights, indices = self._select(self._sub_scores(x))            # (B', H, m[, h])
         virtual = self.shuffle[indices] if self.shuffle is not None else indices  # IVE shuffle

@@ -131,9 +131,15 @@ class PKMLayer(nn.Module):
     def value_parameters(self) -> list[nn.Parameter]:
         return [self.values.weight]
 
+    def activated_parameters_per_token(self) -> int:
+        """Every parameter except the values, plus the H·m value rows read."""
+        c = self.config
+        others = sum(p.numel() for p in self.parameters() if p is not self.values.weight)
+        return others + c.num_heads * c.topm * c.d_model
+
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         c = self.config
-        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,), finite=False)
+        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,))
         lead = x.shape[:-1]
         q = self.query(x.reshape(-1, c.d_model))                           # (B, H*2*D_k)
         if self.query_bn is not None:

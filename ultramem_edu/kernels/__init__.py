@@ -1,5 +1,12 @@
-"""Kernels for UltraMem's value lookup (see :mod:`ultramem_edu.kernels.value_lookup`)."""
-from .reference import value_lookup_reference
-from .value_lookup import value_lookup
+"""Kernels for UltraMem's value lookup.
 
-__all__ = ["value_lookup", "value_lookup_reference"]
+- :mod:`.reference`: the specification in plain torch (``value_lookup_reference``).
+- :mod:`.value_lookup`: the public, validated entry point ``value_lookup(..., backend=...)``.
+- :mod:`.value_lookup_triton`: the Triton kernels (forward, atomic and deterministic backward),
+  imported only when the triton backend is first used, so triton stays optional.
+- :mod:`.bench`: ``python -m ultramem_edu.kernels.bench`` measures them against the roofline.
+"""
+from .reference import value_lookup_reference
+from .value_lookup import triton_available, value_lookup
+
+__all__ = ["value_lookup", "value_lookup_reference", "triton_available"]
