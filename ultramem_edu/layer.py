@@ -167,6 +167,11 @@ def ablation_ladder(d_model: int, conv_kernel: int = 5, **sizes) -> list[tuple[s
     "split into several layers + skip wiring" rung is a model-level change (see :mod:`model`) and
     the value-lr decay an optimiser change (:func:`value_lr_scheduler`); they are listed so the
     ladder reads like the table, with the layer config unchanged at those steps.
+
+    Deviation: the paper's "half D_v, twice the values" keeps the value parameters N·D_v. Here N
+    must stay a perfect square (an n×n grid), and 2N never is, so this rung halves D_v and keeps N:
+    the table loses half its parameters. ``UltraMemConfig(num_values=4 * N, value_dim=D // 4)`` is
+    the equal-parameter alternative.
     """
     cfg = UltraMemConfig.pkm(d_model, **sizes)
     steps: list[tuple[str, dict]] = [
