@@ -211,3 +211,14 @@ def test_activated_parameters_count_only_the_rows_read():
     assert activated_parameters_per_token(layer) == total - c.num_values * c.value_dim + c.num_heads * c.topm * c.value_dim
     pkm = PKMLayer(PKMConfig(d_model=16, num_keys=8, key_dim=4, num_heads=2, topm=3))
     assert activated_parameters_per_token(pkm) == num_parameters(pkm) - 64 * 16 + 2 * 3 * 16
+
+
+def test_both_signs_option_reaches_the_brute_force_top_m_for_a_rank_one_core():
+    torch.manual_seed(6)
+    layer = UltraMemLayer(UltraMemConfig(d_model=16, tucker_rank=1, num_cores=1, tdqkr_both_signs=True, **SMALL))
+    x = torch.randn(50, 16)
+    with torch.no_grad():
+        sub = layer._sub_scores(x)
+        scores, _, _ = layer._select(sub)
+        ref, _ = tdqkr_topm_reference(sub[:, :, 0], sub[:, :, 1], layer.tucker_cores.sum(1), 4)
+    torch.testing.assert_close(scores, ref)

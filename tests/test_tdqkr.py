@@ -146,3 +146,28 @@ def test_bad_inputs():
         tdqkr_topm(row, col, torch.full((2, 2), float("nan"), dtype=torch.float64), 2)
     with pytest.raises(TypeError, match="core"):
         tucker_aux_loss(torch.ones(2, 2, dtype=torch.long))
+
+
+@settings(max_examples=50, deadline=None)
+@given(r=st.integers(1, 3), n=st.integers(2, 20), m_frac=st.floats(0, 1), seed=st.integers(0, 2**31 - 1))
+def test_both_signs_is_exact_for_any_rank_one_core(r, n, m_frac, seed):
+    g = torch.Generator().manual_seed(seed)
+    core = 1.5 * torch.outer(torch.randn(r, generator=g, dtype=torch.float64), torch.randn(r, generator=g, dtype=torch.float64))
+    row = torch.randn(3, r, n, generator=g, dtype=torch.float64)   # signed scores
+    col = torch.randn(3, r, n, generator=g, dtype=torch.float64)
+    m = 1 + int(m_frac * (n - 1))
+    s, i = tdqkr_topm(row, col, core, m, both_signs=True)
+    s_ref, _ = tdqkr_topm_reference(row, col, core, m)
+    torch.testing.assert_close(s, s_ref)
+    assert all(len(set(x.tolist())) == m for x in i)
+
+
+def test_both_signs_finds_the_negative_corner_the_paper_search_misses():
+    # rank-1 core, signed scores: the best cells are often at (very negative row, very negative column)
+    g = torch.Generator().manual_seed(11)
+    row, col = torch.randn(300, 1, 32, generator=g, dtype=torch.float64), torch.randn(300, 1, 32, generator=g, dtype=torch.float64)
+    core = torch.ones(1, 1, dtype=torch.float64)
+    _, ref = tdqkr_topm_reference(row, col, core, 8)
+    paper = recall_at_m(tdqkr_topm(row, col, core, 8)[1], ref).mean().item()
+    both = recall_at_m(tdqkr_topm(row, col, core, 8, both_signs=True)[1], ref).mean().item()
+    assert both == 1.0 and paper < 0.8, (paper, both)

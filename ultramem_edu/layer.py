@@ -64,6 +64,8 @@ class UltraMemConfig:
         expansion: E, IVE's virtual blocks (paper 4; 1 = off). Must be a perfect square.
         tucker_rank: r for TDQKR (paper 2), or None for additive product keys (PKM).
         num_cores: h for MCS (paper 2; 1 = off). Needs TDQKR; must divide D_v.
+        tdqkr_both_signs: stage 1 also searches the most negative rows × columns (see
+            :func:`~ultramem_edu.tdqkr.tdqkr_topm`); False is the paper's search.
         improved_init: the variance-preserving initialisation of §7 (UltraMem) or PKM's.
         query_conv_kernel: causal depthwise conv before the query Linear; 0 = off. Table 2's last
             row adds it for a 0.000 change and the sources give no size (unofficial code: 5).
@@ -87,6 +89,7 @@ class UltraMemConfig:
     expansion: int = 4
     tucker_rank: int | None = 2
     num_cores: int = 2
+    tdqkr_both_signs: bool = False
     improved_init: bool = True
     query_conv_kernel: int = 0
     aux_alpha: float = 0.001
@@ -325,7 +328,9 @@ class UltraMemLayer(nn.Module):
             weights = scores.unsqueeze(-1)
         else:
             factors = self._rank1_factors(self.tucker_cores.sum(1))
-            scores, weights, indices = mcs_topm(sub[:, :, 0], sub[:, :, 1], self.tucker_cores, c.topm, factors)
+            scores, weights, indices = mcs_topm(
+                sub[:, :, 0], sub[:, :, 1], self.tucker_cores, c.topm, factors, c.tdqkr_both_signs
+            )
         if c.score_activation == "softmax":
             weights = F.softmax(scores.float(), dim=-1).type_as(scores).unsqueeze(-1)
         return scores, weights, indices

@@ -21,20 +21,21 @@ def mcs_topm(
     cores: torch.Tensor,
     m: int,
     factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+    both_signs: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Select with the summed core, score with each core.
 
     Args:
         row_scores: (..., r, n_r); col_scores: (..., r, n_c).
         cores: (h, r, r), or (..., h, r, r) broadcastable against the leading dims (e.g. per head).
-        m: values kept. factors: optional rank-1 factors of the summed core (see tdqkr_topm).
+        m: values kept. factors, both_signs: as in :func:`~ultramem_edu.tdqkr.tdqkr_topm`.
 
     Returns:
         scores (..., m): summed-core scores, descending; core_scores (..., m, h): each core's score at
         the same addresses (they sum to ``scores``); indices (..., m) int64 grid addresses.
     """
     check_float_tensor("cores", cores, min_ndim=3)
-    scores, indices = tdqkr_topm(row_scores, col_scores, cores.sum(-3), m, factors)
+    scores, indices = tdqkr_topm(row_scores, col_scores, cores.sum(-3), m, factors, both_signs)
     per_core = gather_tucker_scores(
         row_scores.unsqueeze(-3), col_scores.unsqueeze(-3), cores, indices.unsqueeze(-2)
     )                                                                  # (..., h, m)

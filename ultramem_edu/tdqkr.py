@@ -100,20 +100,38 @@ def gather_tucker_scores(
     return ((core @ b) * a).sum(-2)                                    # (..., k)  aᵀ C b per address
 
 
+def _stage1_candidates(proj: torch.Tensor, m: int, both_signs: bool) -> torch.Tensor:
+    """Indices (..., c) of the stage-1 candidates along one side: the m largest projections, and
+    with ``both_signs`` also the m smallest (c = 2m, or every index when 2m exceeds the side)."""
+    if not both_signs:
+        return proj.topk(m, dim=-1).indices
+    n = proj.shape[-1]
+    order = proj.argsort(dim=-1, descending=True)
+    if 2 * m >= n:
+        return order
+    return torch.cat([order[..., :m], order[..., n - m:]], dim=-1)   # disjoint: top m and bottom m
+
+
 def tdqkr_topm(
     row_scores: torch.Tensor,
     col_scores: torch.Tensor,
     core: torch.Tensor,
     m: int,
     factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+    both_signs: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two-stage TDQKR retrieval: a rank-1 stage, then exact rescoring on the m × m candidates.
+    """Two-stage TDQKR retrieval: a rank-1 stage, then exact rescoring on the candidates.
 
     Args:
         row_scores: (..., r, n_r); col_scores: (..., r, n_c); core: (r, r) or (..., r, r).
         m: 1 ≤ m ≤ min(n_r, n_c).
         factors: optional (u, t), each (r,) or (..., r), e.g. sign-aligned ones from
             :func:`rank1_factors` with ``previous``; by default computed from ``core``.
+        both_signs: the paper's stage 1 (False) keeps the m rows with the largest uᵀS_row and the
+            m columns with the largest tᵀS_col, then rescores m × m cells. With signed scores the
+            rank-1 product is also large where *both* projections are very negative, a corner that
+            stage 1 never looks at. True adds the m smallest of each side (2m × 2m cells rescored),
+            which makes the search exact for any rank-1 core, whatever the signs. Not in the paper.
 
     Returns:
         scores (..., m): the exact ``tucker_scores`` at the returned addresses, sorted descending;
@@ -129,14 +147,15 @@ def tdqkr_topm(
     with torch.no_grad():  # stage 1 only chooses; it carries no gradient
         row_proj = (u.unsqueeze(-1) * row_scores).sum(-2)              # (..., n_r)  uᵀ S_row
         col_proj = (t.unsqueeze(-1) * col_scores).sum(-2)              # (..., n_c)  tᵀ S_col
-        row_idx = row_proj.topk(m, dim=-1).indices                     # (..., m)
-        col_idx = col_proj.topk(m, dim=-1).indices                     # (..., m)
+        row_idx = _stage1_candidates(row_proj, m, both_signs)         # (..., c_r)  c_r = m (or 2m)
+        col_idx = _stage1_candidates(col_proj, m, both_signs)         # (..., c_c)
     lead = row_scores.shape[:-2]
-    sub_row = row_scores.gather(-1, row_idx.unsqueeze(-2).expand(*lead, r, m))   # (..., r, m)
-    sub_col = col_scores.gather(-1, col_idx.unsqueeze(-2).expand(*lead, r, m))   # (..., r, m)
-    candidates = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(-2)        # (..., m*m) stage 2, exact
+    c_r, c_c = row_idx.shape[-1], col_idx.shape[-1]
+    sub_row = row_scores.gather(-1, row_idx.unsqueeze(-2).expand(*lead, r, c_r))   # (..., r, c_r)
+    sub_col = col_scores.gather(-1, col_idx.unsqueeze(-2).expand(*lead, r, c_c))   # (..., r, c_c)
+    candidates = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(-2)          # (..., c_r*c_c) stage 2, exact
     scores, flat = candidates.topk(m, dim=-1)
-    indices = row_idx.gather(-1, flat // m) * n_c + col_idx.gather(-1, flat % m)
+    indices = row_idx.gather(-1, flat // c_c) * n_c + col_idx.gather(-1, flat % c_c)
     return scores, indices
 
 
