@@ -222,3 +222,17 @@ def test_both_signs_option_reaches_the_brute_force_top_m_for_a_rank_one_core():
         scores, _, _ = layer._select(sub)
         ref, _ = tdqkr_topm_reference(sub[:, :, 0], sub[:, :, 1], layer.tucker_cores.sum(1), 4)
     torch.testing.assert_close(scores, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_layer_runs_in_half_precision(dtype):
+    torch.manual_seed(7)
+    layer = UltraMemLayer(UltraMemConfig(d_model=16, **SMALL)).to(dtype)
+    x = torch.randn(2, 3, 16, dtype=dtype)
+    out = layer(x)
+    assert out.output.dtype == dtype and bool(torch.isfinite(out.output).all())
+    (out.output.float().square().sum() + out.aux_loss.float()).backward()
+    assert layer.values.grad is not None
+    ref = UltraMemLayer(UltraMemConfig(d_model=16, **SMALL))
+    ref.load_state_dict({k: v.float() for k, v in layer.state_dict().items()})
+    torch.testing.assert_close(out.output.float(), ref(x.float()).output, atol=0.1, rtol=0.1)

@@ -28,8 +28,8 @@ from . import init as init_
 from ._checks import check_choice, check_float_tensor, check_int
 from .ive import keys_per_side, make_shuffle
 from .kernels import value_lookup
-from .mcs import mcs_topm
-from .product_keys import product_key_topm
+from .mcs import _mcs_topm
+from .product_keys import _product_key_topm
 from .tdqkr import rank1_factors, tucker_aux_loss
 from .types import MemoryOutput
 
@@ -324,11 +324,11 @@ class UltraMemLayer(nn.Module):
         """sub (B', H, 2, r, n') -> scores (B', H, m), weights (B', H, m, h), grid indices (B', H, m)."""
         c = self.config
         if self.tucker_cores is None:
-            scores, indices = product_key_topm(sub[:, :, 0, 0], sub[:, :, 1, 0], c.topm)
+            scores, indices = _product_key_topm(sub[:, :, 0, 0], sub[:, :, 1, 0], c.topm)
             weights = scores.unsqueeze(-1)
         else:
             factors = self._rank1_factors(self.tucker_cores.sum(1))
-            scores, weights, indices = mcs_topm(
+            scores, weights, indices = _mcs_topm(
                 sub[:, :, 0], sub[:, :, 1], self.tucker_cores, c.topm, factors, c.tdqkr_both_signs
             )
         if c.score_activation == "softmax":
@@ -365,7 +365,7 @@ class UltraMemLayer(nn.Module):
             summed = self.tucker_cores.sum(1)                                   # (H, r, r)
             if c.aux_alpha > 0 and c.tucker_rank > 1:
                 aux = tucker_aux_loss(summed, tau=c.aux_tau, alpha=c.aux_alpha)
-            sigma = torch.linalg.svdvals(summed.detach())
+            sigma = torch.linalg.svdvals(summed.detach().double()).to(summed.dtype)  # no half SVD on CPU
         return MemoryOutput(
             output=output.view(*lead, c.d_model),
             indices=indices.view(*lead, c.num_heads, c.topm),

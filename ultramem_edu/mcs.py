@@ -10,7 +10,7 @@ import torch
 
 from ._checks import check_float_tensor, check_index_tensor, check_int
 from .kernels import value_lookup
-from .tdqkr import gather_tucker_scores, tdqkr_topm
+from .tdqkr import _check_tucker, _tdqkr_topm, gather_tucker_scores, rank1_factors
 
 __all__ = ["mcs_topm", "mcs_pool", "mcs_pool_reference"]
 
@@ -35,7 +35,17 @@ def mcs_topm(
         the same addresses (they sum to ``scores``); indices (..., m) int64 grid addresses.
     """
     check_float_tensor("cores", cores, min_ndim=3)
-    scores, indices = tdqkr_topm(row_scores, col_scores, cores.sum(-3), m, factors, both_signs)
+    summed = cores.sum(-3)
+    _check_tucker(row_scores, col_scores, summed)
+    check_int("m", m, 1, min(row_scores.shape[-1], col_scores.shape[-1]))
+    if factors is None:
+        factors = rank1_factors(summed)
+    return _mcs_topm(row_scores, col_scores, cores, m, factors, both_signs)
+
+
+def _mcs_topm(row_scores, col_scores, cores, m, factors, both_signs):
+    """:func:`mcs_topm` without input checks (factors required), for callers that validated."""
+    scores, indices = _tdqkr_topm(row_scores, col_scores, cores.sum(-3), m, factors, both_signs)
     per_core = gather_tucker_scores(
         row_scores.unsqueeze(-3), col_scores.unsqueeze(-3), cores, indices.unsqueeze(-2)
     )                                                                  # (..., h, m)

@@ -58,6 +58,11 @@ def product_key_topm(
         scores (..., m) sorted descending; indices (..., m) int64, index = i·n_c + j.
     """
     _check_row_col(row_scores, col_scores, m)
+    return _product_key_topm(row_scores, col_scores, m)
+
+
+def _product_key_topm(row_scores: torch.Tensor, col_scores: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`product_key_topm` without input checks, for layers whose inputs are valid by construction."""
     n_c = col_scores.shape[-1]
     top_row, row_idx = row_scores.topk(m, dim=-1)                      # (..., m)  stage 1: rows
     top_col, col_idx = col_scores.topk(m, dim=-1)                      # (..., m)  stage 1: columns
@@ -146,7 +151,7 @@ class PKMLayer(nn.Module):
             q = self.query_bn(q)
         q = q.view(-1, c.num_heads, 2, c.key_dim)                          # (B, H, 2, D_k)
         sub_scores = torch.einsum("bhsd,shkd->bhsk", q, self.keys)         # (B, H, 2, n)
-        scores, indices = product_key_topm(sub_scores[:, :, 0], sub_scores[:, :, 1], c.topm)  # (B, H, m)
+        scores, indices = _product_key_topm(sub_scores[:, :, 0], sub_scores[:, :, 1], c.topm)  # (B, H, m)
         weights = F.softmax(scores.float(), dim=-1).type_as(scores)
         output = self.values(indices.flatten(1), per_sample_weights=weights.flatten(1))  # (B, D) heads summed
         return MemoryOutput(

@@ -144,6 +144,21 @@ def tdqkr_topm(
     r = core.shape[-1]
     if u.shape[-1] != r or t.shape[-1] != r:
         raise ValueError(f"factors must be two (..., r={r}) tensors, got {tuple(u.shape)} and {tuple(t.shape)}")
+    return _tdqkr_topm(row_scores, col_scores, core, m, (u, t), both_signs)
+
+
+def _tdqkr_topm(
+    row_scores: torch.Tensor,
+    col_scores: torch.Tensor,
+    core: torch.Tensor,
+    m: int,
+    factors: tuple[torch.Tensor, torch.Tensor],
+    both_signs: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`tdqkr_topm` without input checks (factors required), for callers that validated."""
+    n_c = col_scores.shape[-1]
+    r = core.shape[-1]
+    u, t = factors
     with torch.no_grad():  # stage 1 only chooses; it carries no gradient
         row_proj = (u.unsqueeze(-1) * row_scores).sum(-2)              # (..., n_r)  uᵀ S_row
         col_proj = (t.unsqueeze(-1) * col_scores).sum(-2)              # (..., n_c)  tᵀ S_col
@@ -197,5 +212,6 @@ def tucker_aux_loss(core: torch.Tensor, tau: float = 0.15, alpha: float = 0.001)
         raise ValueError(f"tau must be >= 0, got {tau}")
     if r == 1:
         return core.sum() * 0.0
-    sigma = torch.linalg.svdvals(core)                                 # (..., r) descending
-    return alpha / (r - 1) * (sigma[..., 1:] - tau).clamp(min=0).pow(2).sum()
+    half = core.dtype in (torch.float16, torch.bfloat16)               # no half-precision SVD on CPU
+    sigma = torch.linalg.svdvals(core.float() if half else core)       # (..., r) descending
+    return (alpha / (r - 1) * (sigma[..., 1:] - tau).clamp(min=0).pow(2).sum()).to(core.dtype)

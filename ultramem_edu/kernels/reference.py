@@ -2,8 +2,10 @@
 
 out[b, p, c*s:(c+1)*s] = sum_k [indices[b,k] div N == p] * scores[b,k,c] * values[indices[b,k] mod N, c*s:(c+1)*s]
 
-with N = values.shape[0], h cores, s = D_v / h. Gather, multiply, scatter-add: obviously correct,
-differentiable by autograd, and the reference every faster backend is tested against.
+with N = values.shape[0], h cores, s = D_v / h. Gather, multiply, sum per block: obviously correct,
+differentiable by autograd, and the reference every faster backend is tested against. The sum per
+block is a batched matrix product with a one-hot (B, E, k) block-membership matrix, which on a CPU
+is several times faster than a scatter-add and reads the same.
 """
 from __future__ import annotations
 
@@ -29,9 +31,8 @@ def value_lookup_reference(
     b, k, h = scores.shape
     acc_dtype = torch.promote_types(values.dtype, torch.float32)
     idx = indices.long()
-    rows = values[idx % n].to(acc_dtype)                              # (B, k, D_v)  gather
-    w = scores.to(acc_dtype).repeat_interleave(d_v // h, dim=-1)      # (B, k, D_v)  core c -> slice c
-    block = idx // n                                                  # (B, k)
-    out = rows.new_zeros(b, num_blocks, d_v)
-    out.scatter_add_(1, block.unsqueeze(-1).expand(b, k, d_v), rows * w)
+    rows = torch.nn.functional.embedding(idx % n, values).to(acc_dtype)       # (B, k, D_v)  gather
+    weighted = rows.view(b, k, h, d_v // h) * scores.to(acc_dtype).unsqueeze(-1)  # core c scales slice c
+    member = torch.nn.functional.one_hot(idx // n, num_blocks).transpose(1, 2)  # (B, E, k)  block of each hit
+    out = member.to(acc_dtype) @ weighted.view(b, k, d_v)                       # (B, E, D_v)  sum per block
     return out.to(values.dtype)
