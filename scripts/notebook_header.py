@@ -1,8 +1,9 @@
 """The first cell of every chapter notebook, defined once.
 
-Every ``book/*.ipynb`` starts with the same code cell. On Colab it installs ``ultramem_edu`` from
-the repository without its dependencies (Colab's own torch and numpy stay), then only the light
-dependencies that are missing. Everywhere else (local, Binder, the book build, the tests) it
+Every ``book/*.ipynb`` starts with the same code cell. On Colab it clones the repository, installs
+``ultramem_edu`` from the clone without its dependencies (Colab's own torch and numpy stay), then
+only the light dependencies that are missing, and moves into the clone's ``book/`` folder so that
+the chapter reads ``../figures/`` exactly as it does locally. Everywhere else (local, Binder, the book build, the tests) it
 does nothing: there the package is already installed. The cell is tagged ``remove-cell``, so the
 rendered page does not show it; the downloaded or Colab-opened notebook does.
 
@@ -43,12 +44,16 @@ def header_source() -> str:
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet --no-deps "git+{url}@{branch}"\n'
-        "    import importlib.util\n"
+        "    import importlib.util, os\n"
         "\n"
-        '    _missing = " ".join(m for m in ("plotly", "ipywidgets") if importlib.util.find_spec(m) is None)\n'
+        "    # a clone, so that the chapter finds the repository's figures/ and results as it does locally\n"
+        '    if not os.path.isdir("/content/ultramem-edu"):\n'
+        f"        !git clone --quiet --depth 1 --branch {branch} {url}.git /content/ultramem-edu\n"
+        "    %pip install --quiet --no-deps -e /content/ultramem-edu\n"
+        '    _missing = " ".join(m for m in ("plotly", "ipywidgets", "tqdm") if importlib.util.find_spec(m) is None)\n'
         "    if _missing:\n"
-        "        %pip install --quiet {_missing}"
+        "        %pip install --quiet {_missing}\n"
+        '    os.chdir("/content/ultramem-edu/book")'
     )
 
 

@@ -172,7 +172,7 @@ def test_install_cell_check_detects_a_changed_cell(tmp_path):
 
 def test_install_cell_installs_from_the_repository_only_on_colab():
     source = notebook_header.header_source()
-    assert f'"git+{REPO_URL}@main"' in source
+    assert f"git clone --quiet --depth 1 --branch main {REPO_URL}.git" in source
     assert 'if "google.colab" in sys.modules:' in source
     installs = [line.strip() for line in source.splitlines() if line.strip().startswith("%pip")]
     assert len(installs) == 2 and "--no-deps" in installs[0]
