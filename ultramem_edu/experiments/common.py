@@ -42,6 +42,7 @@ __all__ = [
     "RunStore",
     "write_results",
     "mean_std",
+    "resolve_spec",
     "to_jsonable",
 ]
 
@@ -50,6 +51,21 @@ DEFAULT_CHECKPOINTS = REPO_ROOT / "checkpoints"
 
 
 # ---------------------------------------------------------------------------------------- data
+def resolve_spec(quick_spec: dict, full_spec: dict, quick: bool, steps: int | None, seeds) -> tuple[dict, str | None, tuple]:
+    """A private copy of the chosen spec with the ``steps``/``seeds`` overrides applied.
+
+    Returns (spec, the spec's "note" (removed from it), seeds). ``eval_every`` is capped at the
+    number of steps when the spec has one.
+    """
+    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (quick_spec if quick else full_spec).items()}
+    note = spec.pop("note", None)
+    if steps is not None:
+        spec["train"]["steps"] = steps
+        if "eval_every" in spec["train"]:
+            spec["train"]["eval_every"] = max(1, min(spec["train"]["eval_every"], steps))
+    return spec, note, tuple(seeds if seeds is not None else spec["seeds"])
+
+
 @functools.lru_cache(maxsize=1)
 def kjv_tokens() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
     """(tokenizer, train ids, validation ids) of the KJV corpus, character level. Cached."""

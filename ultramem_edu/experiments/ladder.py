@@ -24,7 +24,8 @@ import torch
 
 from ..layer import ablation_ladder
 from ..train import TrainConfig, config_dict, evaluate, train_lm
-from .common import RunStore, build_lm, kjv_tokens, mean_std, metadata, model_parameter_counts, write_results
+from .common import (RunStore, build_lm, kjv_tokens, mean_std, metadata, model_parameter_counts, resolve_spec,
+                     write_results)
 
 NAME = "ladder"
 
@@ -96,12 +97,7 @@ def run_ladder(quick: bool = False, out: str = "figures", resume: bool = False, 
     ``value_lr_k``: the value-lr multiplier k of the "value lr decay" rung (paper text 10, code 4).
     ``rungs``: train only the first this many rungs (tests).
     """
-    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (QUICK if quick else FULL).items()}
-    note = spec.pop("note", None)
-    if steps is not None:
-        spec["train"]["steps"] = steps
-        spec["train"]["eval_every"] = max(1, min(spec["train"]["eval_every"], steps))
-    seeds = tuple(seeds if seeds is not None else spec["seeds"])
+    spec, note, seeds = resolve_spec(QUICK, FULL, quick, steps, seeds)
     mode = "quick" if quick else "full"
     tok, train_ids, val_ids = kjv_tokens()
     ladder = ladder_rungs(spec, value_lr_k, conv_kernel)[:rungs]

@@ -25,7 +25,7 @@ from ..model import default_wiring
 from ..moe import MoEConfig
 from ..product_keys import PKMConfig
 from ..train import TrainConfig, config_dict, evaluate, train_lm
-from .common import (RunStore, build_lm, kjv_tokens, match_ffn_hidden, mean_std, metadata,
+from .common import (RunStore, build_lm, kjv_tokens, match_ffn_hidden, mean_std, metadata, resolve_spec,
                      model_parameter_counts, write_results)
 
 NAME = "lm"
@@ -83,12 +83,7 @@ def model_builders(vocab_size: int, spec: dict) -> dict:
 def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
            checkpoints=None, progress: bool = True, models=None) -> dict:
     """Train every model for every seed; write ``exp_lm.json`` / ``.csv``; return the payload."""
-    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (QUICK if quick else FULL).items()}
-    note = spec.pop("note", None)
-    if steps is not None:
-        spec["train"]["steps"] = steps
-        spec["train"]["eval_every"] = max(1, min(spec["train"]["eval_every"], steps))
-    seeds = tuple(seeds if seeds is not None else spec["seeds"])
+    spec, note, seeds = resolve_spec(QUICK, FULL, quick, steps, seeds)
     models = tuple(models or MODELS)
     mode = "quick" if quick else "full"
     tok, train_ids, val_ids = kjv_tokens()
