@@ -53,3 +53,20 @@ def test_naive_init_is_far_from_the_target():
     with torch.no_grad():
         out = UltraMemLayer(cfg)(torch.randn(2048, 128)).output
     assert out.var().item() * 8 > 3
+
+
+def test_layernorm_score_scale_keeps_ln_weights_and_the_output_variance():
+    torch.manual_seed(0)
+    cfg = UltraMemConfig(d_model=128, num_values=1024, key_dim=32, num_heads=2, topm=16, num_layers=4,
+                         init_score_scale="layernorm")
+    layer = UltraMemLayer(cfg)
+    assert torch.equal(layer.query_norm.weight, torch.ones(32)) and torch.equal(layer.key_norm.weight, torch.ones(32))
+    x = torch.randn(4096, 128, generator=torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        weights = layer._select(layer._sub_scores(x))[1]
+        out = layer(x).output
+    assert weights.mean().item() > 10          # the scores keep their natural size ...
+    ratio = out.var().item() * 2 * 4           # ... and the values absorb it
+    assert 0.85 < ratio < 1.3, ratio
+    with pytest.raises(ValueError, match="init_score_scale"):
+        UltraMemConfig(d_model=16, num_values=64, key_dim=8, topm=4, init_score_scale="values")

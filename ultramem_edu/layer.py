@@ -67,6 +67,13 @@ class UltraMemConfig:
         tdqkr_both_signs: stage 1 also searches the most negative rows × columns (see
             :func:`~ultramem_edu.tdqkr.tdqkr_topm`); False is the paper's search.
         improved_init: the variance-preserving initialisation of §7 (UltraMem) or PKM's.
+        init_score_scale: with improved_init, where the scale sits. "unit" (the paper): the
+            query/key LayerNorm weights are scaled so the selected scores average 1 and the values
+            carry the 1/(2L) variance. "layernorm" (ours): the LayerNorm weights stay 1 (as in the
+            released code) and the value std is divided by the measured RMS of the selected
+            scores, so the output variance is the same 1/(2L). Same start, different training:
+            with Adam the values of "unit" learn far more slowly in output terms (see
+            :mod:`ultramem_edu.init` and chapter 11's measurements).
         query_conv_kernel: causal depthwise conv before the query Linear; 0 = off. Table 2's last
             row adds it for a 0.000 change and the sources give no size (unofficial code: 5).
     Auxiliary loss on the summed Tucker core (§4): aux_alpha (0 = off), aux_tau.
@@ -91,6 +98,7 @@ class UltraMemConfig:
     num_cores: int = 2
     tdqkr_both_signs: bool = False
     improved_init: bool = True
+    init_score_scale: str = "unit"
     query_conv_kernel: int = 0
     aux_alpha: float = 0.001
     aux_tau: float = 0.15
@@ -111,6 +119,7 @@ class UltraMemConfig:
         check_choice("score_activation", self.score_activation, ("none", "softmax"))
         check_choice("query_norm", self.query_norm, ("layernorm", "batchnorm", "none"))
         check_choice("kernel_backend", self.kernel_backend, ("auto", "torch", "triton"))
+        check_choice("init_score_scale", self.init_score_scale, ("unit", "layernorm"))
         check_int("expansion", self.expansion, 1)
         n_side = keys_per_side(self.num_values, self.expansion)  # checks both are perfect squares
         check_int("topm", self.topm, 1, n_side)
@@ -262,9 +271,13 @@ class UltraMemLayer(nn.Module):
                 self.factor_u.copy_(u)
                 self.factor_t.copy_(t)
         if c.improved_init:
-            nn.init.normal_(self.values, std=init_.value_std(c.expansion, c.topm, c.num_heads, c.num_layers))
             nn.init.normal_(self.out_proj.weight, std=init_.output_projection_std(c.expansion, c.value_dim))
-            self.calibrate_score_scale()
+            std = init_.value_std(c.expansion, c.topm, c.num_heads, c.num_layers)
+            if c.init_score_scale == "unit":
+                self.calibrate_score_scale()
+            else:  # LayerNorm weights stay 1: the scores' own size goes into the value std
+                std /= float(self._init_weights(c.init_samples, seed=0).float().pow(2).mean().sqrt())
+            nn.init.normal_(self.values, std=std)
         else:
             nn.init.normal_(self.values, std=c.value_init_std or c.value_dim**-0.5)
             if self.out_proj is not None:
@@ -279,19 +292,23 @@ class UltraMemLayer(nn.Module):
         mean measured *before* rescaling.
         """
         c = self.config
-        n = samples or c.init_samples
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.randn(n, 1, c.d_model, generator=generator)             # (S, T=1, D)
-        was_training = self.training
-        self.eval()
-        weights = self._select(self._sub_scores(x.to(self.values)))[1]
-        self.train(was_training)
-        measured = float(weights.float().mean())
+        measured = float(self._init_weights(samples or c.init_samples, seed).float().mean())
         degree = 2 if c.tucker_rank is None else 4
         g = init_.ln_scale_for_unit_mean(measured, degree)
         self.query_norm.weight.mul_(g)
         self.key_norm.weight.mul_(g)
         return measured
+
+    @torch.no_grad()
+    def _init_weights(self, samples: int, seed: int) -> torch.Tensor:
+        """The scores that weight the values, (S, H, m, h), for S standard-normal inputs."""
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(samples, 1, self.config.d_model, generator=generator)    # (S, T=1, D)
+        was_training = self.training
+        self.eval()
+        weights = self._select(self._sub_scores(x.to(self.values)))[1]
+        self.train(was_training)
+        return weights
 
     # ------------------------------------------------------------------ forward pieces
     def _sub_scores(self, x: torch.Tensor) -> torch.Tensor:
