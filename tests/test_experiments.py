@@ -8,6 +8,7 @@ import torch
 from ultramem_edu.experiments import EXPERIMENTS, run
 from ultramem_edu.experiments.__main__ import main
 from ultramem_edu.experiments.common import kjv_tokens, mean_std, model_parameter_counts
+from ultramem_edu.experiments.lm import MODELS
 
 META = ("experiment", "mode", "seeds", "git_commit", "machine", "date", "config")
 
@@ -114,7 +115,7 @@ def test_cli_and_resume(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "wrote" in out
     data = json.loads((tmp_path / "exp_lm.json").read_text())
-    assert len(data["runs_skipped"]) == 5
+    assert len(data["runs_skipped"]) == len(MODELS)
     assert set(EXPERIMENTS) == {"lm", "ladder", "facts", "dynamics"}
     with pytest.raises(ValueError, match="unknown experiment"):
         run("nope")

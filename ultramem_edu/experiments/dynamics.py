@@ -8,6 +8,8 @@ forward pass through a forward hook (evaluation passes are ignored):
 * ``ultramem_noaux`` — the same without the aux loss (α = 0; the released code and UltraMemV2);
 * ``ultramem_aux_strong`` — α = 0.1, strong enough to move a tiny model's core;
 * ``ultramem_naive_init`` — improved_init=False (values N(0, 1/D_v), default Linear init, LN weights 1);
+* ``ultramem_ln_init`` — improved_init with init_score_scale="layernorm" (LN weights 1, the 1/(2L)
+  bookkeeping in the value std);
 * ``pkm`` — :class:`~ultramem_edu.product_keys.PKMLayer`.
 
 Recorded every ``record_every`` steps: the singular values of each head's summed Tucker core and of
@@ -37,7 +39,7 @@ from .common import RunStore, build_lm, kjv_tokens, metadata, write_results
 from .lm import FULL as LM_FULL, QUICK as LM_QUICK
 
 NAME = "dynamics"
-RUNS = ("ultramem", "ultramem_noaux", "ultramem_aux_strong", "ultramem_naive_init", "pkm")
+RUNS = ("ultramem", "ultramem_noaux", "ultramem_aux_strong", "ultramem_naive_init", "ultramem_ln_init", "pkm")
 
 FULL = dict(lm=LM_FULL, steps=300, record_every=5, val_batches=8, jaccard_tokens=256, strong_alpha=0.1, seeds=(0,))
 QUICK = dict(lm=LM_QUICK, steps=30, record_every=2, val_batches=2, jaccard_tokens=64, strong_alpha=0.1, seeds=(0,))
@@ -52,6 +54,7 @@ def memory_configs(spec: dict) -> dict:
         "ultramem_noaux": dataclasses.replace(um, aux_alpha=0.0),
         "ultramem_aux_strong": dataclasses.replace(um, aux_alpha=spec["strong_alpha"]),
         "ultramem_naive_init": dataclasses.replace(um, improved_init=False),
+        "ultramem_ln_init": dataclasses.replace(um, init_score_scale="layernorm"),
         "pkm": PKMConfig(d, **lm["pkm"]),
     }
 

@@ -7,7 +7,9 @@ Five models, all with the same attention stack:
   reference point, not compute-matched);
 * ``moe`` — top-2 of 8 experts of hidden 2·D (activated FFN = one dense 4·D FFN);
 * ``pkm`` — the dense model plus one PKM memory layer (:class:`~ultramem_edu.product_keys.PKMLayer`);
-* ``ultramem`` — the dense model plus one UltraMem layer with the paper's defaults (E=4, r=2, h=2).
+* ``ultramem`` — the dense model plus one UltraMem layer with the paper's defaults (E=4, r=2, h=2);
+* ``ultramem_ln`` — the same with ``init_score_scale="layernorm"`` (LN weights 1, the 1/(2L)
+  bookkeeping in the value std; see :mod:`ultramem_edu.init`).
 
 The memory layers are wired skip-layer style with :func:`~ultramem_edu.model.default_wiring`, and the
 memory models' FFN hidden width is reduced until their activated parameters per token (non-embedding;
@@ -15,6 +17,8 @@ every key scored counts, plus the H·m value rows read) match the dense baseline
 about the same number of value parameters: UltraMem has twice the values at half the width.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import time
 
@@ -29,7 +33,7 @@ from .common import (RunStore, build_lm, kjv_tokens, match_ffn_hidden, mean_std,
                      model_parameter_counts, write_results)
 
 NAME = "lm"
-MODELS = ("dense", "dense_wide", "moe", "pkm", "ultramem")
+MODELS = ("dense", "dense_wide", "moe", "pkm", "ultramem", "ultramem_ln")
 
 FULL = dict(
     note='full mode reduced for a shared 2-core CPU (load ~10 from other jobs): 2 seeds instead of 3, 300 steps',
@@ -65,6 +69,8 @@ def model_builders(vocab_size: int, spec: dict) -> dict:
         return (lambda: build(h)), h
 
     um_build, um_h = matched(um)
+    um_ln = dataclasses.replace(um, init_score_scale="layernorm")
+    um_ln_build, _ = matched(um_ln)
     pkm_build, pkm_h = matched(pkm)
     moe = MoEConfig(d, n_experts=spec["n_experts"], top_k=2)
     wide = spec["wide_factor"] * d
@@ -77,6 +83,8 @@ def model_builders(vocab_size: int, spec: dict) -> dict:
         "pkm": (pkm_build, f"PKM ({pkm.num_values} values × {d}) wired {wiring}, FFN hidden {pkm_h}", pkm_h),
         "ultramem": (um_build, f"UltraMem ({um.num_values} values × {um.value_dim}, E={um.expansion}, "
                      f"r={um.tucker_rank}, h={um.num_cores}) wired {wiring}, FFN hidden {um_h}", um_h),
+        "ultramem_ln": (um_ln_build, f"UltraMem as above, LayerNorm weights kept at 1 at init, FFN hidden {um_h}",
+                        um_h),
     }
 
 
