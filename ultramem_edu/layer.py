@@ -271,13 +271,13 @@ class UltraMemLayer(nn.Module):
                 self.factor_u.copy_(u)
                 self.factor_t.copy_(t)
         if c.improved_init:
-            nn.init.normal_(self.out_proj.weight, std=init_.output_projection_std(c.expansion, c.value_dim))
             std = init_.value_std(c.expansion, c.topm, c.num_heads, c.num_layers)
-            if c.init_score_scale == "unit":
-                self.calibrate_score_scale()
-            else:  # LayerNorm weights stay 1: the scores' own size goes into the value std
+            if c.init_score_scale == "layernorm":  # LN weights stay 1: the scores' size goes into the value std
                 std /= float(self._init_weights(c.init_samples, seed=0).float().pow(2).mean().sqrt())
             nn.init.normal_(self.values, std=std)
+            nn.init.normal_(self.out_proj.weight, std=init_.output_projection_std(c.expansion, c.value_dim))
+            if c.init_score_scale == "unit":
+                self.calibrate_score_scale()
         else:
             nn.init.normal_(self.values, std=c.value_init_std or c.value_dim**-0.5)
             if self.out_proj is not None:
