@@ -12,7 +12,7 @@ from ._checks import check_float_tensor, check_index_tensor, check_int
 from .kernels import value_lookup
 from .tdqkr import _check_tucker, _tdqkr_topm, gather_tucker_scores, rank1_factors
 
-__all__ = ["mcs_topm", "mcs_pool", "mcs_pool_reference"]
+__all__ = ["mcs_topm", "core_scores_at", "mcs_pool", "mcs_pool_reference"]
 
 
 def mcs_topm(
@@ -46,10 +46,20 @@ def mcs_topm(
 def _mcs_topm(row_scores, col_scores, cores, m, factors, both_signs):
     """:func:`mcs_topm` without input checks (factors required), for callers that validated."""
     scores, indices = _tdqkr_topm(row_scores, col_scores, cores.sum(-3), m, factors, both_signs)
+    return scores, core_scores_at(row_scores, col_scores, cores, indices), indices
+
+
+def core_scores_at(
+    row_scores: torch.Tensor, col_scores: torch.Tensor, cores: torch.Tensor, indices: torch.Tensor
+) -> torch.Tensor:
+    """Each core's own score S_c = S_rowᵀ C_c S_col at the grid addresses ``indices`` (..., m).
+
+    row_scores (..., r, n_r), col_scores (..., r, n_c), cores (..., h, r, r) → (..., m, h).
+    """
     per_core = gather_tucker_scores(
         row_scores.unsqueeze(-3), col_scores.unsqueeze(-3), cores, indices.unsqueeze(-2)
-    )                                                                  # (..., h, m)
-    return scores, per_core.transpose(-1, -2), indices
+    )                                                                  # (..., h, m)  one row per core
+    return per_core.transpose(-1, -2)
 
 
 def mcs_pool(
