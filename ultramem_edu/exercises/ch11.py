@@ -6,7 +6,7 @@ import math
 from ..layer import UltraMemConfig, UltraMemLayer, value_lr_multiplier
 from ..moe import num_parameters
 
-__all__ = ["check_memory_activated", "check_value_lr", "check_seeds_needed", "check_paper_total"]
+__all__ = ["check_memory_activated", "check_value_lr", "check_seeds_needed", "check_output_speed_ratio"]
 
 
 def _memory_counts(config: UltraMemConfig) -> tuple[int, int, int]:
@@ -62,14 +62,22 @@ def check_seeds_needed(answer: int, seed_std: float, target_sem: float) -> None:
     print(f"Correct: {expected} seeds bring the standard error to {seed_std / math.sqrt(expected):.4f} ≤ {target_sem}.")
 
 
-def check_paper_total(answer: float) -> None:
-    """Exercise 4: the sum of the paper's Table 2 deltas (PKM → UltraMem)."""
-    from ..experiments.ladder import PAPER_TABLE2
+def check_output_speed_ratio(answer: float, dynamics: dict) -> None:
+    """Exercise 4: how many times faster one Adam step on the values moves the memory's output with
+    ``init_score_scale="layernorm"`` than with the paper's init, from the ``dynamics`` results.
 
-    expected = sum(PAPER_TABLE2["deltas"].values())
-    if math.isclose(answer, -expected, abs_tol=5e-4):
-        raise AssertionError("Mind the sign: the ladder *lowers* the loss.")
-    if not math.isclose(answer, expected, abs_tol=5e-4):
-        raise AssertionError("Not quite: add the eleven deltas after the PKM baseline.")
-    print(f"Correct: {expected:+.3f}, i.e. {PAPER_TABLE2['baseline_val_loss']} → "
-          f"{PAPER_TABLE2['baseline_val_loss'] + expected:.3f}, the paper's {PAPER_TABLE2['final_val_loss']}.")
+    A value row enters the output multiplied by its score, and Adam moves every entry by about the
+    learning rate whatever its size, so the factor is the ratio of the selected scores at step 0.
+    """
+    records = {n: dynamics["runs"][n]["runs"][0]["records"] for n in ("ultramem_ln_init", "ultramem")}
+    expected = records["ultramem_ln_init"]["score_mean"][0] / records["ultramem"]["score_mean"][0]
+    if not (math.isfinite(answer) and answer > 0):
+        raise AssertionError("The answer is a positive factor.")
+    if math.isclose(answer, 1 / expected, rel_tol=0.05):
+        raise AssertionError("Inverted: the layer-norm run has the *larger* scores, so its output moves faster.")
+    if math.isclose(answer, 1.0, rel_tol=0.05):
+        raise AssertionError("Both layers start with the same output variance, but not with the same scores: "
+                             "a step of lr on a value row moves the output by lr × score.")
+    if not math.isclose(answer, expected, rel_tol=0.05):
+        raise AssertionError("Not quite: divide the step-0 score_mean of 'ultramem_ln_init' by that of 'ultramem'.")
+    print(f"Correct: about {expected:.0f}× — the same Adam step moves the layer-norm run's output that much more.")
