@@ -6,14 +6,16 @@ object per (subject, relation) pair, so nothing can be inferred, only stored). A
 object at the last position; afterwards :func:`~ultramem_edu.data.fact_recall_accuracy` measures
 exact-match recall over *all* facts (the training set: this is memorisation, not generalisation).
 
-Three models at the same activated compute per token: dense (FFN 4·D), top-2-of-8 MoE, and the dense
+Four models at the same activated compute per token: dense (FFN 4·D), top-2-of-8 MoE, and the dense
 model with one UltraMem layer whose FFN is narrowed until the activated parameters match (see
-:mod:`.lm`). Same steps, batch and learning rate for all; no weight decay (we want storage); the
+:mod:`.lm`), with the paper's initialisation (``ultramem``) and with ``init_score_scale="layernorm"``
+(``ultramem_ln``). Same steps, batch and learning rate for all; no weight decay (we want storage); the
 UltraMem values get the paper's value-lr decay (k = 10). The number of facts grows with the number of
 subjects; stored information is F·log2(num_objects) bits.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -28,7 +30,7 @@ from ..train import cosine_with_warmup
 from .common import RunStore, build_lm, match_ffn_hidden, mean_std, metadata, model_parameter_counts, write_results
 
 NAME = "facts"
-MODELS = ("dense", "moe", "ultramem")
+MODELS = ("dense", "moe", "ultramem", "ultramem_ln")
 
 FULL = dict(
     note='full mode reduced for a shared 2-core CPU (load ~10 from other jobs): 1 seed, 3 fact counts, 600 steps',
@@ -53,11 +55,13 @@ def model_builders(vocab_size: int, spec: dict) -> dict:
     target = model_parameter_counts(build_lm("dense", vocab_size, sizes))["activated"]
     build_um = lambda h: build_lm("dense", vocab_size, sizes, memory=um, wiring=wiring, ffn_hidden=h)  # noqa: E731
     h = match_ffn_hidden(build_um, target, start=4 * d)
+    um_ln = dataclasses.replace(um, init_score_scale="layernorm")  # same sizes, so the same FFN width h
     moe = MoEConfig(d, n_experts=spec["n_experts"], top_k=2)
     return {
         "dense": lambda: build_lm("dense", vocab_size, sizes),
         "moe": lambda: build_lm("moe", vocab_size, sizes, moe=moe),
         "ultramem": lambda: build_um(h),
+        "ultramem_ln": lambda: build_lm("dense", vocab_size, sizes, memory=um_ln, wiring=wiring, ffn_hidden=h),
     }
 
 
