@@ -48,6 +48,7 @@ __all__ = [
     "CausalSelfAttention",
     "build_memory_layer",
     "default_wiring",
+    "normalise_wiring",
 ]
 
 Wiring = tuple[tuple[int, int], ...]
@@ -73,7 +74,8 @@ def default_wiring(n_layers: int, n_memory_layers: int) -> Wiring:
     )
 
 
-def _normalise_wiring(wiring: object, n_layers: int) -> Wiring:
+def normalise_wiring(wiring: object, n_layers: int) -> Wiring:
+    """Validate (i, j) pairs: 0 <= i <= j < n_layers; return them as a tuple of int pairs."""
     if not isinstance(wiring, (tuple, list)):
         raise TypeError(f"memory_wiring must be a tuple of (i, j) pairs, got {type(wiring).__name__}")
     pairs = []
@@ -146,7 +148,7 @@ class LMConfig:
                 raise ValueError(
                     f"moe.d_model must equal d_model={self.d_model}, got {self.moe.d_model}"
                 )
-        self.memory_wiring = _normalise_wiring(self.memory_wiring, self.n_layers)
+        self.memory_wiring = normalise_wiring(self.memory_wiring, self.n_layers)
         if self.memory is None and self.memory_wiring:
             raise ValueError(
                 f"memory_wiring is {self.memory_wiring} but memory is None; give a memory config"

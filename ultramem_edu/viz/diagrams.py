@@ -966,20 +966,16 @@ def multi_core(num_cores: int = 2) -> Diagram:
 # 6. Skip-layer wiring
 # --------------------------------------------------------------------------------------------
 def _check_wiring(wiring: object, n_layers: int) -> tuple[tuple[int, int], ...]:
-    if not isinstance(wiring, (tuple, list)):
-        raise DiagramArgumentError(f"wiring must be a sequence of (i, j) pairs, got {type(wiring).__name__}")
-    out = []
-    for k, pair in enumerate(wiring):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise DiagramArgumentError(f"wiring[{k}] must be an (i, j) pair, got {pair!r}")
-        i = _int_arg(f"wiring[{k}][0]", pair[0], 0, n_layers - 1)
-        j = _int_arg(f"wiring[{k}][1]", pair[1], 0, n_layers - 1)
-        if i > j:
-            raise DiagramArgumentError(f"wiring[{k}] must read at or before it writes (i <= j), got ({i}, {j})")
-        out.append((i, j))
+    """The model's own wiring rules (:func:`ultramem_edu.model.normalise_wiring`), plus a drawing limit."""
+    from ..model import normalise_wiring
+
+    try:
+        out = normalise_wiring(wiring, n_layers)
+    except (TypeError, ValueError) as err:
+        raise DiagramArgumentError(str(err).replace("memory_wiring", "wiring")) from err
     if len(out) > 8:
         raise DiagramArgumentError(f"wiring: at most 8 memory layers can be drawn, got {len(out)}")
-    return tuple(out)
+    return out
 
 
 def skip_wiring(n_layers: int = 8, wiring: Sequence[tuple[int, int]] = ((1, 3), (4, 6))) -> Diagram:
