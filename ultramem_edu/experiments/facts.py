@@ -33,11 +33,11 @@ NAME = "facts"
 MODELS = ("dense", "moe", "ultramem", "ultramem_ln")
 
 FULL = dict(
-    note='full mode reduced for a shared 2-core CPU (load ~10 from other jobs): 1 seed, 3 fact counts, 600 steps',
+    note='full mode sized for 2 CPU cores: 3 seeds, 3 fact counts, 600 steps',
     sizes=dict(d_model=32, n_layers=2, n_heads=2, seq_len=2),
     num_subjects=(32, 128, 512), num_relations=8, num_objects=32,
     train=dict(steps=600, batch_size=128, lr=3e-3, warmup_frac=0.02, weight_decay=0.0, value_lr_k=10.0),
-    ultramem=dict(num_values=64 * 64, key_dim=8, num_heads=1, topm=8), n_experts=8, seeds=(0,),
+    ultramem=dict(num_values=64 * 64, key_dim=8, num_heads=1, topm=8), n_experts=8, seeds=(0, 1, 2),
 )
 QUICK = dict(
     sizes=dict(d_model=32, n_layers=2, n_heads=2, seq_len=2),

@@ -36,12 +36,12 @@ NAME = "lm"
 MODELS = ("dense", "dense_wide", "moe", "pkm", "ultramem", "ultramem_ln")
 
 FULL = dict(
-    note='full mode reduced for a shared 2-core CPU (load ~10 from other jobs): 2 seeds instead of 3, 300 steps',
+    note='full mode sized for 2 CPU cores: 3 seeds, 300 steps',
     sizes=dict(d_model=64, n_layers=4, n_heads=4, seq_len=64),
     train=dict(steps=300, batch_size=16, seq_len=64, lr=3e-3, warmup_frac=0.02, eval_every=50, eval_batches=8),
     ultramem=dict(num_values=96 * 96, key_dim=16, num_heads=2, topm=8),
     pkm=dict(num_keys=68, key_dim=16, num_heads=2, topm=8),
-    n_memory_layers=1, n_experts=8, wide_factor=16, final_eval_batches=48, seeds=(0, 1),
+    n_memory_layers=1, n_experts=8, wide_factor=16, final_eval_batches=48, seeds=(0, 1, 2),
 )
 QUICK = dict(
     sizes=dict(d_model=32, n_layers=2, n_heads=2, seq_len=32),
