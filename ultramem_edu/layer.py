@@ -358,10 +358,10 @@ class UltraMemLayer(nn.Module):
 
     def activated_parameters_per_token(self) -> int:
         """Parameters one token multiplies with: every parameter except the value table, of which
-        only the H·m selected rows are read (the keys are all scored, so they all count)."""
+        only the H·m selected rows (at most N) are read; the keys are all scored, so they all count."""
         c = self.config
         others = sum(p.numel() for p in self.parameters() if p is not self.values)
-        return others + c.num_heads * c.topm * c.value_dim
+        return others + min(c.num_heads * c.topm, c.num_values) * c.value_dim
 
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         c = self.config

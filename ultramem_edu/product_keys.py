@@ -137,10 +137,10 @@ class PKMLayer(nn.Module):
         return [self.values.weight]
 
     def activated_parameters_per_token(self) -> int:
-        """Every parameter except the values, plus the H·m value rows read."""
+        """Every parameter except the values, plus the H·m value rows read (at most N)."""
         c = self.config
         others = sum(p.numel() for p in self.parameters() if p is not self.values.weight)
-        return others + c.num_heads * c.topm * c.d_model
+        return others + min(c.num_heads * c.topm, c.num_values) * c.d_model
 
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         c = self.config
