@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from ultramem_edu.exercises import ch05
 

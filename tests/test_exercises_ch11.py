@@ -1,13 +1,12 @@
 import pytest
 
 from ultramem_edu.exercises import ch11
-from ultramem_edu.experiments.common import memory_activated_parameters
 from ultramem_edu.layer import UltraMemConfig, UltraMemLayer
 
 
 def test_memory_activated():
     cfg = UltraMemConfig(64, num_values=96 * 96, key_dim=16, num_heads=2, topm=8, num_layers=4, init_samples=64)
-    right = memory_activated_parameters(UltraMemLayer(cfg))
+    right = UltraMemLayer(cfg).activated_parameters_per_token()
     ch11.check_memory_activated(right)
     with pytest.raises(AssertionError):
         ch11.check_memory_activated(sum(p.numel() for p in UltraMemLayer(cfg).parameters()))

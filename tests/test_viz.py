@@ -3,7 +3,6 @@ import json
 
 import plotly.graph_objects as go
 import pytest
-import torch
 
 from ultramem_edu.diagnostics import core_spectrum_run, diversity_sweep, retrieval_example
 from ultramem_edu.viz import (

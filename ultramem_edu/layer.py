@@ -16,7 +16,6 @@ baseline, and :func:`ablation_ladder` walks from one to the other one switch at 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Iterable
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
-import math
 from dataclasses import asdict, dataclass
 
 import torch

@@ -58,7 +58,7 @@ def check_seeds_needed(answer: int, seed_std: float, target_sem: float) -> None:
     if answer == math.ceil(seed_std / target_sem):
         raise AssertionError("The standard error falls as 1/√n, so n grows with the *square* of std/target.")
     if answer != expected:
-        raise AssertionError(f"Not quite: the smallest n with seed_std/√n ≤ target_sem.")
+        raise AssertionError("Not quite: the smallest n with seed_std/√n ≤ target_sem.")
     print(f"Correct: {expected} seeds bring the standard error to {seed_std / math.sqrt(expected):.4f} ≤ {target_sem}.")
 
 

@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-from torch import nn
 
 from ..data import CharTokenizer, load_corpus, split_corpus
-from ..layer import UltraMemConfig, UltraMemLayer
 from ..model import LMConfig, TransformerLM
 from ..moe import MoEConfig, activated_parameters_per_token, num_parameters
-from ..product_keys import PKMConfig, PKMLayer
 
 __all__ = [
     "REPO_ROOT",
@@ -36,7 +33,6 @@ __all__ = [
     "git_commit",
     "machine_info",
     "metadata",
-    "memory_activated_parameters",
     "model_parameter_counts",
     "match_ffn_hidden",
     "RunStore",
@@ -135,50 +131,18 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------- compute
-def memory_activated_parameters(layer: nn.Module) -> int:
-    """Parameters one token's pass through a memory layer multiplies with.
-
-    Everything except the value table counts in full (every key is scored, the query and output
-    projections are dense), plus the value rows actually read: H·m rows of D_v. If the layer defines
-    its own ``activated_parameters_per_token`` that answer is used instead.
-    """
-    own = getattr(layer, "activated_parameters_per_token", None)
-    if callable(own):
-        return int(own())
-    if isinstance(layer, UltraMemLayer):
-        c = layer.config
-        table = layer.values.numel()
-        read = c.num_heads * c.topm * c.value_dim
-    elif isinstance(layer, PKMLayer):
-        c = layer.config
-        table = layer.values.weight.numel()
-        read = c.num_heads * c.topm * c.d_model
-    else:
-        raise TypeError(f"unknown memory layer {type(layer).__name__}")
-    return num_parameters(layer) - table + min(read, table)
-
-
 def model_parameter_counts(model: TransformerLM) -> dict:
     """Total / non-embedding / activated-per-token (non-embedding) parameters and the memory's share.
 
-    :func:`ultramem_edu.moe.activated_parameters_per_token` counts a submodule in full unless it
-    defines ``activated_parameters_per_token``; the memory layers don't (yet), so their full count
-    is replaced by :func:`memory_activated_parameters` here.
+    Activated counts come from :func:`ultramem_edu.moe.activated_parameters_per_token`, for which a
+    memory layer counts everything but its value table plus the value rows one token reads.
     """
-    activated = activated_parameters_per_token(model, exclude_embeddings=True)
-    memory_total = memory_activated = 0
-    for layer in model.memories:
-        full, act = num_parameters(layer), memory_activated_parameters(layer)
-        memory_total += full
-        memory_activated += act
-        if not callable(getattr(layer, "activated_parameters_per_token", None)):
-            activated += act - full
     return {
         "total": num_parameters(model),
         "non_embedding": num_parameters(model, exclude_embeddings=True),
-        "activated": activated,
-        "memory_total": memory_total,
-        "memory_activated": memory_activated,
+        "activated": activated_parameters_per_token(model, exclude_embeddings=True),
+        "memory_total": sum(num_parameters(layer) for layer in model.memories),
+        "memory_activated": sum(layer.activated_parameters_per_token() for layer in model.memories),
     }
 
 

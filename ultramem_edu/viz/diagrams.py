@@ -666,7 +666,7 @@ def tucker_core(rank: int = 2, n: int = 8, m: int = 3) -> Diagram:
             svg.rect(x0 + a * cs, gy + i * cs, cs, cs, fill=heat(s_row[a][i], vmax_s, SKY),
                      stroke=BLUE if sel else "#C8C8C8", sw=1.6 if sel else 0.6)
     vmax_g = max(abs(v) for row in grid_s for v in row)
-    cand_s, final_s, brute_s = set(cands), set(final), set(brute)
+    cand_s, final_s = set(cands), set(final)
     for i in range(n):
         for j in range(n):
             x, y = gx + j * cs, gy + i * cs
