@@ -125,14 +125,14 @@ def topm_diversity(indices: torch.Tensor, grid_side: int) -> TopmDiversity:
     entropy = float(-(p * p.log()).sum())
     distinct_values = int((usage > 0).sum())
 
-    member = torch.zeros(q, num_values, dtype=torch.float64)
-    member.scatter_(1, indices.reshape(q, -1), 1.0)                    # (Q, N) set of each query
     if q > 1:
+        member = torch.zeros(q, num_values)                            # float32 counts are exact here
+        member.scatter_(1, indices.reshape(q, -1), 1.0)                # (Q, N) set of each query
         inter = member @ member.T                                      # (Q, Q) |A ∩ B|
         size = member.sum(1)
-        union = size[:, None] + size[None, :] - inter
-        pairs = torch.triu_indices(q, q, offset=1)
-        mean_jaccard = float((inter / union)[pairs[0], pairs[1]].mean())
+        jaccard = inter / (size[:, None] + size[None, :] - inter)      # symmetric, ones on the diagonal
+        off_diagonal = jaccard.sum(dtype=torch.float64) - jaccard.diagonal().sum(dtype=torch.float64)
+        mean_jaccard = float(off_diagonal / (q * (q - 1)))             # mean over pairs A ≠ B
     else:
         mean_jaccard = math.nan
 
