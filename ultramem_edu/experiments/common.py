@@ -38,6 +38,7 @@ __all__ = [
     "RunStore",
     "write_results",
     "mean_std",
+    "publish",
     "resolve_spec",
     "to_jsonable",
 ]
@@ -50,8 +51,9 @@ DEFAULT_CHECKPOINTS = REPO_ROOT / "checkpoints"
 def resolve_spec(quick_spec: dict, full_spec: dict, quick: bool, steps: int | None, seeds) -> tuple[dict, str | None, tuple]:
     """A private copy of the chosen spec with the ``steps``/``seeds`` overrides applied.
 
-    Returns (spec, the spec's "note" (removed from it), seeds). ``eval_every`` is capped at the
-    number of steps when the spec has one.
+    Returns (spec, note, seeds). The spec's "note" (removed from it) describes the full mode as
+    configured, so it is returned only for an unmodified full run, else None. ``eval_every`` is
+    capped at the number of steps when the spec has one.
     """
     spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (quick_spec if quick else full_spec).items()}
     note = spec.pop("note", None)
@@ -59,7 +61,9 @@ def resolve_spec(quick_spec: dict, full_spec: dict, quick: bool, steps: int | No
         spec["train"]["steps"] = steps
         if "eval_every" in spec["train"]:
             spec["train"]["eval_every"] = max(1, min(spec["train"]["eval_every"], steps))
-    return spec, note, tuple(seeds if seeds is not None else spec["seeds"])
+    seeds = tuple(seeds if seeds is not None else spec["seeds"])
+    unmodified_full = not quick and steps is None and seeds == tuple(full_spec["seeds"])
+    return spec, note if unmodified_full else None, seeds
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,6 +107,17 @@ def metadata(name: str, mode: str, seeds: Iterable[int], config: dict) -> dict:
         "command": f"python -m ultramem_edu.experiments {name}" + (" --quick" if mode.startswith("quick") else ""),
         "config": to_jsonable(config),
     }
+
+
+def publish(name: str, out, mode: str, seeds: Iterable[int], config: dict, note: str | None, results: dict,
+            table: list[dict], skipped: list[str], t_start: float) -> dict:
+    """Assemble a result file (metadata, note, results, skipped runs, wall time), write it, return it."""
+    payload = metadata(name, mode, seeds, config)
+    payload["mode_note"] = note
+    payload.update(results)
+    payload.update({"runs_skipped": skipped, "wall_s": round(time.perf_counter() - t_start, 1)})
+    write_results(name, out, payload, table)
+    return payload
 
 
 def to_jsonable(x):

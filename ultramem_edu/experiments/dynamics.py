@@ -35,7 +35,7 @@ from ..layer import UltraMemConfig, UltraMemLayer
 from ..model import default_wiring
 from ..product_keys import PKMConfig
 from ..train import TrainConfig, config_dict, train_lm
-from .common import RunStore, build_lm, kjv_tokens, metadata, write_results
+from .common import RunStore, build_lm, kjv_tokens, publish
 from .lm import FULL as LM_FULL, QUICK as LM_QUICK
 
 NAME = "dynamics"
@@ -178,8 +178,5 @@ def run_dynamics(quick: bool = False, out: str = "figures", resume: bool = False
                       f"rows {u['distinct_rows_per_head']:.2f} cols {u['distinct_cols_per_head']:.2f}")
     config = {"lm": {k: v for k, v in lm.items() if k != "seeds"}, "train": config_dict(TrainConfig(**train)),
               "memory_wiring": wiring, **{k: v for k, v in spec.items() if k not in ("lm", "seeds", "steps")}}
-    payload = metadata(NAME, mode, seeds, config)
-    payload.update({"runs": results, "table": table, "runs_skipped": store.skipped,
-                    "wall_s": round(time.perf_counter() - t_start, 1)})
-    write_results(NAME, out, payload, table)
-    return payload
+    return publish(NAME, out, mode, seeds, config, None, {"runs": results, "table": table}, table,
+                   store.skipped, t_start)

@@ -27,7 +27,8 @@ from ..layer import UltraMemConfig, memory_param_groups, value_lr_scheduler
 from ..model import default_wiring
 from ..moe import MoEConfig
 from ..train import cosine_with_warmup
-from .common import RunStore, build_lm, match_ffn_hidden, mean_std, metadata, model_parameter_counts, write_results
+from .common import (RunStore, build_lm, match_ffn_hidden, mean_std, model_parameter_counts, publish,
+                     resolve_spec)
 
 NAME = "facts"
 MODELS = ("dense", "moe", "ultramem", "ultramem_ln")
@@ -94,13 +95,9 @@ def train_facts(model, facts, steps: int, batch_size: int, lr: float, warmup_fra
 def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
               checkpoints=None, progress: bool = True, num_subjects=None, models=None) -> dict:
     """Recall vs number of facts for each model; write ``exp_facts.json`` / ``.csv``."""
-    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (QUICK if quick else FULL).items()}
-    note = spec.pop("note", None)
-    if steps is not None:
-        spec["train"]["steps"] = steps
+    spec, note, seeds = resolve_spec(QUICK, FULL, quick, steps, seeds)
     if num_subjects is not None:
         spec["num_subjects"] = tuple(num_subjects)
-    seeds = tuple(seeds if seeds is not None else spec["seeds"])
     models = tuple(models or MODELS)
     mode = "quick" if quick else "full"
     store = RunStore(NAME, mode, checkpoints, resume)
@@ -136,9 +133,5 @@ def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, s
                       f"params {runs[0]['params']['total']:,} (activated {runs[0]['params']['activated']:,})")
         per_size.append(entry)
     config = {k: v for k, v in spec.items() if k != "seeds"}
-    payload = metadata(NAME, mode, seeds, config)
-    payload["mode_note"] = note if (seeds == FULL["seeds"] and steps is None and not quick) else None
-    payload.update({"results": per_size, "table": rows, "runs_skipped": store.skipped,
-                    "wall_s": round(time.perf_counter() - t_start, 1)})
-    write_results(NAME, out, payload, rows)
-    return payload
+    return publish(NAME, out, mode, seeds, config, note, {"results": per_size, "table": rows}, rows,
+                   store.skipped, t_start)

@@ -24,8 +24,7 @@ import torch
 
 from ..layer import ablation_ladder
 from ..train import TrainConfig, config_dict, evaluate, train_lm
-from .common import (RunStore, build_lm, kjv_tokens, mean_std, metadata, model_parameter_counts, resolve_spec,
-                     write_results)
+from .common import RunStore, build_lm, kjv_tokens, mean_std, model_parameter_counts, publish, resolve_spec
 
 NAME = "ladder"
 
@@ -153,9 +152,5 @@ def run_ladder(quick: bool = False, out: str = "figures", resume: bool = False, 
     config["train"] = config_dict(TrainConfig(**spec["train"]))
     config.update(value_lr_k=value_lr_k, conv_kernel=conv_kernel, vocab_size=tok.vocab_size,
                   final_eval={"batches": spec["final_eval_batches"], "seed": FINAL_EVAL_SEED})
-    payload = metadata(NAME, mode, seeds, config)
-    payload["mode_note"] = note if (seeds == FULL["seeds"] and steps is None and not quick) else None
-    payload.update({"rungs": results, "table": table, "paper_table2": PAPER_TABLE2, "runs_skipped": store.skipped,
-                    "wall_s": round(time.perf_counter() - t_start, 1)})
-    write_results(NAME, out, payload, table)
-    return payload
+    return publish(NAME, out, mode, seeds, config, note,
+                   {"rungs": results, "table": table, "paper_table2": PAPER_TABLE2}, table, store.skipped, t_start)

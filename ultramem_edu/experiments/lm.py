@@ -29,8 +29,8 @@ from ..model import default_wiring
 from ..moe import MoEConfig
 from ..product_keys import PKMConfig
 from ..train import TrainConfig, config_dict, evaluate, train_lm
-from .common import (RunStore, build_lm, kjv_tokens, match_ffn_hidden, mean_std, metadata, resolve_spec,
-                     model_parameter_counts, write_results)
+from .common import (RunStore, build_lm, kjv_tokens, match_ffn_hidden, mean_std, model_parameter_counts, publish,
+                     resolve_spec)
 
 NAME = "lm"
 MODELS = ("dense", "dense_wide", "moe", "pkm", "ultramem", "ultramem_ln")
@@ -142,9 +142,5 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
     config["memory_wiring"] = default_wiring(spec["sizes"]["n_layers"], spec["n_memory_layers"])
     config["vocab_size"] = tok.vocab_size
     config["final_eval"] = {"batches": spec["final_eval_batches"], "seed": FINAL_EVAL_SEED}
-    payload = metadata(NAME, mode, seeds, config)
-    payload["mode_note"] = note if (seeds == FULL["seeds"] and steps is None and not quick) else None
-    payload.update({"models": per_model, "table": table, "runs_skipped": store.skipped,
-                    "wall_s": round(time.perf_counter() - t_start, 1)})
-    write_results(NAME, out, payload, table)
-    return payload
+    return publish(NAME, out, mode, seeds, config, note, {"models": per_model, "table": table}, table,
+                   store.skipped, t_start)
