@@ -171,12 +171,15 @@ def test_install_cell_check_detects_a_changed_cell(tmp_path):
 
 
 def test_install_cell_installs_from_the_repository_only_on_colab():
-    source = notebook_header.header_source()
-    assert f"git clone --quiet --depth 1 --branch main {REPO_URL}.git" in source
-    assert 'if "google.colab" in sys.modules:' in source
-    installs = [line.strip() for line in source.splitlines() if line.strip().startswith("%pip")]
-    assert len(installs) == 2 and "--no-deps" in installs[0]
-    assert not any(lib in line for line in installs for lib in ("torch", "numpy", "triton"))
+    # tests/test_colab.py runs the cell in a simulated Colab runtime; this checks its text.
+    for triton in (False, True):
+        source = notebook_header.header_source(triton=triton)
+        assert f'"{REPO_URL}.git"' in source and "git clone --quiet --depth 1 --branch main" in source
+        assert 'if "google.colab" in sys.modules:' in source
+        installs = [line.strip() for line in source.splitlines() if line.strip().startswith("%pip")]
+        assert len(installs) == 1 and "-e" not in installs[0].split()
+        assert ('"triton"' in source) == triton
+    assert not {"torch", "numpy", "triton"} & {pip for pip, _ in notebook_header.LIGHT_DEPENDENCIES}
 
 
 def test_toc_pages_exist_as_sources():
