@@ -1,0 +1,163 @@
+"""Bytes each rank sends per training step (forward + backward) under each sharding scheme.
+
+Notation: P ranks, B tokens per rank, k = H·m selections per token (H heads, top-m each), h MCS
+cores, E IVE blocks, D_v value width, N table rows, b_i bytes per index (8, int64), b_f bytes
+per float (4, fp32; 2 for bf16). "Sent" counts what leaves a rank for the P − 1 others (its own
+chunk is a local copy), as :mod:`.collectives` measures it.
+
+Column scheme (per rank, independent of which rows are chosen)::
+
+    batch sizes          (P−1)·b_i                     all-gather of B
+    indices              (P−1)·B·k·b_i                 all-gather
+    scores               (P−1)·B·k·h·b_f               all-gather
+    partial outputs      (P−1)·B·E·(D_v/P)·b_f         all-to-all of the pooled column slices
+    ... (backward)       (P−1)·B·E·(D_v/P)·b_f         their gradients go back
+    scores (backward)    (P−1)·B·k·h·b_f               reduce-scatter of the score gradients
+
+Row scheme (depends on the selections): with R[p, q] the rows rank p asks of rank q (distinct rows
+with ``dedup``, every selection without), rank p sends::
+
+    row counts           (P−1)·b_i
+    row ids              Σ_{q≠p} R[p, q]·b_i
+    rows                 Σ_{q≠p} R[q, p]·D_v·b_f       the rows it serves
+    rows (backward)      Σ_{q≠p} R[p, q]·D_v·b_f       gradients of the rows it fetched
+
+Selections spread uniformly over the table (what IVE's shuffle and a balanced memory aim at) give
+E[R[p, q]] = U/P with U = N·(1 − (1 − 1/N)^(B·k)) distinct rows per rank (B·k without dedup), so
+row ≈ (P−1)·[b_i + (U/P)·(b_i + 2·D_v·b_f)]. Per token and peer, the column scheme moves
+k·(b_i + 2h·b_f) + 2E·D_v·b_f/P bytes, the row scheme k·(b_i + 2·D_v·b_f)/P: the row scheme
+ships whole rows (D_v wide) for every selection, the column scheme only addresses and scores.
+The row scheme wins only when deduplication bites: when B·k approaches the table size N.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_int
+from ..cost import expected_distinct
+
+__all__ = ["column_bytes", "row_bytes", "row_bytes_expected", "column_total", "crossover_tokens", "request_matrix"]
+
+COLUMN_OPS = ("batch sizes", "indices", "scores", "partial outputs", "partial outputs (backward)", "scores (backward)")
+ROW_OPS = ("row counts", "row ids", "rows", "rows (backward)")
+
+
+def _check_common(ranks, heads, topm, value_dim):
+    check_int("ranks", ranks, 1)
+    check_int("heads", heads, 1)
+    check_int("topm", topm, 1)
+    check_int("value_dim", value_dim, 1)
+
+
+def column_bytes(tokens: int, heads: int, topm: int, value_dim: int, ranks: int, num_cores: int = 2,
+                 expansion: int = 4, index_bytes: int = 8, float_bytes: int = 4) -> dict[str, int]:
+    """Bytes one rank sends per step in the column scheme, per exchange (keys as in the CommLog).
+
+    ``tokens`` = B tokens on every rank. Returns {exchange: bytes}; sum them for the total.
+    """
+    check_int("tokens", tokens, 0)
+    _check_common(ranks, heads, topm, value_dim)
+    if value_dim % ranks:
+        raise ValueError(f"ranks must divide value_dim, got value_dim={value_dim}, ranks={ranks}")
+    peers, k = ranks - 1, heads * topm
+    partial = peers * tokens * expansion * (value_dim // ranks) * float_bytes
+    return {
+        "batch sizes": peers * index_bytes,
+        "indices": peers * tokens * k * index_bytes,
+        "scores": peers * tokens * k * num_cores * float_bytes,
+        "partial outputs": partial,
+        "partial outputs (backward)": partial,
+        "scores (backward)": peers * tokens * k * num_cores * float_bytes,
+    }
+
+
+def column_total(tokens, heads: int, topm: int, value_dim: int, ranks, num_cores: int = 2, expansion: int = 4,
+                 index_bytes: int = 8, float_bytes: int = 4) -> np.ndarray:
+    """Total column-scheme bytes per rank per step, vectorised over ``tokens`` and ``ranks`` (floats)."""
+    b, p = np.asarray(tokens, dtype=float), np.asarray(ranks, dtype=float)
+    k = heads * topm
+    return (p - 1) * (index_bytes + b * k * (index_bytes + 2 * num_cores * float_bytes)
+                      + 2 * b * expansion * value_dim / p * float_bytes)
+
+
+def request_matrix(indices_per_rank, num_values: int, ranks: int, dedup: bool = True) -> np.ndarray:
+    """R[p, q]: rows rank p asks of rank q, from each rank's (B, k) virtual addresses."""
+    check_int("num_values", num_values, 1)
+    check_int("ranks", ranks, 1)
+    per = num_values // ranks
+    out = np.zeros((ranks, ranks), dtype=np.int64)
+    for p, idx in enumerate(indices_per_rank):
+        rows = np.asarray(idx).reshape(-1) % num_values
+        if dedup:
+            rows = np.unique(rows)
+        out[p] = np.bincount(rows // per, minlength=ranks)
+    return out
+
+
+def row_bytes(requests: np.ndarray, rank: int, value_dim: int, index_bytes: int = 8,
+              float_bytes: int = 4) -> dict[str, int]:
+    """Bytes rank ``rank`` sends per step in the row scheme, given the request matrix R (P×P)."""
+    r = np.asarray(requests, dtype=np.int64)
+    if r.ndim != 2 or r.shape[0] != r.shape[1]:
+        raise ValueError(f"requests must be a square (P, P) matrix, got shape {r.shape}")
+    ranks = r.shape[0]
+    check_int("rank", rank, 0, ranks - 1)
+    others = [q for q in range(ranks) if q != rank]
+    asked = int(r[rank, others].sum())
+    served = int(r[others, rank].sum())
+    return {
+        "row counts": (ranks - 1) * index_bytes,
+        "row ids": asked * index_bytes,
+        "rows": served * value_dim * float_bytes,
+        "rows (backward)": asked * value_dim * float_bytes,
+    }
+
+
+def row_bytes_expected(tokens, heads: int, topm: int, value_dim: int, ranks, num_values: int,
+                       dedup: bool = True, index_bytes: int = 8, float_bytes: int = 4) -> np.ndarray:
+    """Expected row-scheme bytes per rank per step for selections spread uniformly over the table.
+
+    Vectorised over ``tokens`` and ``ranks``. U = distinct rows a rank's B·k selections touch
+    (:func:`ultramem_edu.cost.expected_distinct`), or B·k without ``dedup``; a fraction (P−1)/P
+    of them live elsewhere, and by symmetry a rank serves as many as it asks for.
+    """
+    check_int("num_values", num_values, 1)
+    b, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.int64), np.asarray(ranks, dtype=float))
+    draws = b * heads * topm
+    if dedup:
+        u = np.where(draws > 0, expected_distinct(num_values, 1, np.maximum(draws, 1)), 0.0)
+    else:
+        u = draws.astype(float)
+    return (p - 1) * index_bytes + (p - 1) / p * u * (index_bytes + 2 * value_dim * float_bytes)
+
+
+def crossover_tokens(heads: int, topm: int, value_dim: int, ranks: int, num_values: int, num_cores: int = 2,
+                     expansion: int = 4, index_bytes: int = 8, float_bytes: int = 4, dedup: bool = True,
+                     max_tokens: int = 1 << 40) -> int | None:
+    """Smallest tokens-per-rank B at which the row scheme sends fewer bytes than the column scheme
+    (expected, uniform selections), or None if it never does up to ``max_tokens``.
+
+    Without dedup, or with few ranks, the row scheme's bytes grow as fast as the column scheme's
+    and there may be no crossover in the batch; with dedup they saturate at the table size.
+    """
+    def row_minus_col(b: int) -> float:
+        row = float(row_bytes_expected(b, heads, topm, value_dim, ranks, num_values, dedup, index_bytes, float_bytes))
+        col = float(column_total(b, heads, topm, value_dim, ranks, num_cores, expansion, index_bytes, float_bytes))
+        return row - col
+
+    if ranks == 1:
+        return None
+    lo, hi = 1, 1
+    while row_minus_col(hi) >= 0:
+        lo, hi = hi, hi * 2
+        if hi > max_tokens:
+            return None
+    if row_minus_col(lo) < 0:
+        return lo
+    while hi - lo > 1:                       # row − col is positive at lo, negative at hi
+        mid = (lo + hi) // 2
+        if row_minus_col(mid) < 0:
+            hi = mid
+        else:
+            lo = mid
+    return hi
