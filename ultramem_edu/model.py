@@ -105,8 +105,9 @@ class LMConfig:
         ffn: "dense" (DenseFFN) or "moe" (MoEFFN).
         ffn_hidden: dense MLP hidden width; None means 4·D. Ignored for "moe".
         moe: the MoE configuration; None with ffn="moe" means ``MoEConfig(d_model)``.
-        memory: a memory-layer configuration (``PKMConfig`` or ``UltraMemConfig``) with a
-            ``d_model`` field equal to D, or None for no memory layers.
+        memory: a memory-layer configuration (``PKMConfig``, ``UltraMemConfig``, or a config with a
+            ``build_layers(wiring)`` method such as ``UltraMemV2Config``, ``PEERConfig``,
+            ``MemoryPlusConfig``) with a ``d_model`` field equal to D, or None for no memory layers.
         memory_wiring: one (i, j) pair per memory layer, 0-based, i <= j: read LN2 output of block
             i, add the output to the residual stream after block j. See :func:`default_wiring`.
         dropout: on the embeddings, attention weights and the attention/FFN residual branches.
@@ -277,8 +278,10 @@ class TransformerLM(nn.Module):
     Args:
         config: the model configuration.
         memory_factory: builds one memory layer from ``config.memory``; called once per wiring
-            pair, so each pair gets its own parameters. Default :func:`build_memory_layer`. The
-            layer must map (B, T, D) to a :class:`~ultramem_edu.types.MemoryOutput`.
+            pair, so each pair gets its own parameters. Default: ``config.memory.build_layers(wiring)``
+            when the config has that method (UltraMemV2, Memory+ and PEER configs: layers that share
+            one value pool are built together), else :func:`build_memory_layer`. The layer must map
+            (B, T, D) to a :class:`~ultramem_edu.types.MemoryOutput`.
     """
 
     def __init__(
@@ -303,9 +306,16 @@ class TransformerLM(nn.Module):
         self._init_gpt2()
 
         # Built after the GPT-2 init so that the memory layers keep their own initialisation.
-        factory = build_memory_layer if memory_factory is None else memory_factory
         self.memory_wiring: Wiring = config.memory_wiring
-        memories = [factory(config.memory) for _ in self.memory_wiring]
+        if memory_factory is None and hasattr(config.memory, "build_layers"):
+            # configs whose layers share parameters (one value pool for all layers) build them together
+            memories = list(config.memory.build_layers(self.memory_wiring))
+            if len(memories) != len(self.memory_wiring):
+                raise ValueError(f"memory.build_layers returned {len(memories)} layers for "
+                                 f"{len(self.memory_wiring)} wiring pairs")
+        else:
+            factory = build_memory_layer if memory_factory is None else memory_factory
+            memories = [factory(config.memory) for _ in self.memory_wiring]
         for k, memory in enumerate(memories):
             if not isinstance(memory, nn.Module):
                 raise TypeError(
