@@ -444,6 +444,7 @@ def compile_variant(variant: Variant, keep_ptx: bool = True) -> dict:
     report.update(ptxas_report(ptx, variant.arch))
     report["occupancy"] = occupancy(report["registers"], report["shared"], report["num_warps"], variant.arch)
     runtime_params = [n for n in names if signature[n] != "constexpr"]
+    report["ptx_params"] = runtime_params
     accesses = global_accesses(ptx, runtime_params)
     report["accesses"] = [{**a, "count": c} for a, c in _count(accesses)]
     report.update(summarise_rows(report["accesses"], report["row_tensors"]))
