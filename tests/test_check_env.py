@@ -46,16 +46,39 @@ def test_triton_probe_runs_in_the_interpreter():
     assert ok, message
 
 
+BINDER_ENV = {  # what BinderHub sets for a server it starts (one launch of this repository)
+    "BINDER_LAUNCH_HOST": "https://mybinder.org/",
+    "BINDER_REPO_URL": "https://github.com/ultramem-edu/ultramem-edu",
+    "BINDER_REF_URL": "https://github.com/ultramem-edu/ultramem-edu/tree/0123abc",
+    "BINDER_REQUEST": "v2/gh/ultramem-edu/ultramem-edu/main",
+    "BINDER_PERSISTENT_REQUEST": "v2/gh/ultramem-edu/ultramem-edu/0123abc",
+}
+
+
 @pytest.mark.parametrize(
     "modules, environ, host",
     [
         ({"google.colab": object()}, {}, "colab"),
-        ({}, {"BINDER_LAUNCH_HOST": "https://mybinder.org/"}, "binder"),
-        ({}, {"HOME": "/root"}, "local"),
+        ({}, {"COLAB_RELEASE_TAG": "release-colab_20260101-060000_RC00"}, "colab"),
+        *[({}, {key: value, "HOME": "/home/jovyan"}, "binder") for key, value in BINDER_ENV.items()],
+        ({}, {"HOME": "/root", "JUPYTERHUB_USER": "someone", "XBINDER": "1"}, "local"),
     ],
 )
 def test_detect_host(modules, environ, host):
     assert check_env.detect_host(modules, environ) == host
+
+
+@pytest.mark.parametrize(
+    "extra_env, host",
+    [(BINDER_ENV, "binder"), ({"COLAB_RELEASE_TAG": "release-colab_20260101"}, "colab"), ({}, "local")],
+)
+def test_command_names_the_host_it_runs_on(extra_env, host):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BINDER_", "COLAB_"))}
+    code = "from ultramem_edu import check_env; print(check_env.report(check_env.collect(run_triton=False)))"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **extra_env}, capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    line = next(line for line in out.splitlines() if line.startswith("host "))
+    assert line.split(maxsplit=1)[1] == (f"{host} ({check_env.HOST_NOTES[host]})" if host != "local" else "local")
 
 
 def test_missing_required_names_what_is_missing():

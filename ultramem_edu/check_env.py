@@ -52,13 +52,24 @@ def version(name: str) -> str | None:
         return None
 
 
+# Colab's kernel imports google.colab, and every process of a Colab runtime (also `!python ...`)
+# sees COLAB_RELEASE_TAG. BinderHub starts the server with BINDER_LAUNCH_HOST, BINDER_REPO_URL,
+# BINDER_REF_URL, BINDER_REQUEST and BINDER_PERSISTENT_REQUEST; any BINDER_* variable counts.
+COLAB_ENV = "COLAB_RELEASE_TAG"
+BINDER_PREFIX = "BINDER_"
+HOST_NOTES = {
+    "colab": "the first cell of each chapter installs what is missing",
+    "binder": "1-2 GB of memory: shut a chapter's kernel down before opening the next",
+}
+
+
 def detect_host(modules: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> str:
     """'colab', 'binder' or 'local'."""
     modules = sys.modules if modules is None else modules
     environ = os.environ if environ is None else environ
-    if "google.colab" in modules:
+    if "google.colab" in modules or COLAB_ENV in environ:
         return "colab"
-    if any(key in environ for key in ("BINDER_LAUNCH_HOST", "BINDER_REPO_URL", "BINDER_SERVICE_HOST")):
+    if any(key.startswith(BINDER_PREFIX) for key in environ):
         return "binder"
     return "local"
 
@@ -131,7 +142,8 @@ def report(info: dict[str, Any] | None = None) -> str:
     ok, message = info["triton_interpreter"]
     rows.append(("Triton on CPU", message))
     rows.append(("plotly renderer", info.get("plotly_renderer", "plotly not installed")))
-    rows.append(("host", info["host"] + (", building the book" if info["book_build"] else "")))
+    host = info["host"] + (f" ({HOST_NOTES[info['host']]})" if info["host"] in HOST_NOTES else "")
+    rows.append(("host", host + (", building the book" if info["book_build"] else "")))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
