@@ -48,7 +48,10 @@ class UltraMemConfig:
 
     Sizes:
         d_model: D, input/output width.
-        num_values: N, physical value rows; must be a perfect square (an n×n grid).
+        num_values: N, physical value rows: N = a·n² on an n × a·n grid (a = grid_aspect).
+        grid_aspect: a, columns per row of the physical grid: 1 (the default) is a square n×n grid,
+            2 an n×2n grid — the paper's "half D_v, twice the values" doubles a square N this way.
+            With IVE the virtual grid is √E·n × √E·a·n.
         value_dim: D_v; None → D/2 with an output projection (the paper's "half D_v, twice the
             values"), D without one.
         key_dim: D_k, width of one sub-key and of q_row / q_col.
@@ -66,7 +69,11 @@ class UltraMemConfig:
         tdqkr_both_signs: stage 1 also searches the most negative rows × columns (see
             :func:`~ultramem_edu.tdqkr.tdqkr_topm`); False is the paper's search.
         improved_init: the variance-preserving initialisation of §7 (UltraMem) or PKM's.
-        init_score_scale: with improved_init, where the scale sits. "unit" (the paper): the
+        init_score_scale: with improved_init, where the scale sits. "released" (the authors'
+            released code, ``reset_parameters`` of ``olmo/ultramem_layer.py``): query/key LayerNorm
+            weights constant D_k^-0.33, values N(0, 0.02²), query Linear and keys N(0, 1/D_k), output
+            projection N(0, 1/(E·D_v)) — the released code's own choice, not calibrated.
+            "unit" (the paper): the
             query/key LayerNorm weights are scaled so the selected scores average 1 and the values
             carry the 1/(2L) variance. "layernorm" (ours): the LayerNorm weights stay 1 (as in the
             released code) and the value std is divided by the measured RMS of the selected
@@ -82,6 +89,7 @@ class UltraMemConfig:
 
     d_model: int
     num_values: int = 1024
+    grid_aspect: int = 1
     value_dim: int | None = None
     key_dim: int = 32
     num_heads: int = 2
@@ -118,9 +126,13 @@ class UltraMemConfig:
         check_choice("score_activation", self.score_activation, ("none", "softmax"))
         check_choice("query_norm", self.query_norm, ("layernorm", "batchnorm", "none"))
         check_choice("kernel_backend", self.kernel_backend, ("auto", "torch", "triton"))
-        check_choice("init_score_scale", self.init_score_scale, ("unit", "layernorm"))
+        check_choice("init_score_scale", self.init_score_scale, ("unit", "layernorm", "released"))
         check_int("expansion", self.expansion, 1)
-        n_side = keys_per_side(self.num_values, self.expansion)  # checks both are perfect squares
+        check_int("grid_aspect", self.grid_aspect, 1)
+        if self.num_values % self.grid_aspect:
+            raise ValueError(f"num_values N={self.num_values} must be a multiple of grid_aspect a={self.grid_aspect} "
+                             "(an n × a·n grid)")
+        n_side = keys_per_side(self.num_values // self.grid_aspect, self.expansion)  # checks both are perfect squares
         check_int("topm", self.topm, 1, n_side)
         if self.tucker_rank is not None:
             check_int("tucker_rank", self.tucker_rank, 1)
@@ -155,8 +167,17 @@ class UltraMemConfig:
             raise ValueError(f"aux_alpha and aux_tau must be >= 0, got {self.aux_alpha}, {self.aux_tau}")
 
     @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(n_r', n_c') = (√E·n, √E·a·n): row and column keys of the virtual grid (address i·n_c' + j)."""
+        n_r = keys_per_side(self.num_values // self.grid_aspect, self.expansion)
+        return n_r, self.grid_aspect * n_r
+
+    @property
     def keys_per_side(self) -> int:
-        """n' = √(E·N): keys per side of the virtual grid."""
+        """n' = √(E·N): keys per side of a square virtual grid (see :attr:`grid_shape` otherwise)."""
+        if self.grid_aspect != 1:
+            raise ValueError(f"keys_per_side is defined for square grids; this grid is {self.grid_shape} "
+                             "(grid_aspect > 1): use grid_shape")
         return keys_per_side(self.num_values, self.expansion)
 
     @classmethod
@@ -179,16 +200,16 @@ def ablation_ladder(d_model: int, conv_kernel: int = 5, **sizes) -> list[tuple[s
     the value-lr decay an optimiser change (:func:`value_lr_scheduler`); they are listed so the
     ladder reads like the table, with the layer config unchanged at those steps.
 
-    Deviation: the paper's "half D_v, twice the values" keeps the value parameters N·D_v. Here N
-    must stay a perfect square (an n×n grid), and 2N never is, so this rung halves D_v and keeps N:
-    the table loses half its parameters. ``UltraMemConfig(num_values=4 * N, value_dim=D // 4)`` is
-    the equal-parameter alternative.
+    The "half D_v, twice the values" rung is the paper's: D_v = D/2 and 2N values on a rectangular
+    n × 2n grid (``grid_aspect=2``), so the table keeps its N·D parameters. ``num_values`` must then
+    be a square n² (the PKM rungs' grid).
     """
     cfg = UltraMemConfig.pkm(d_model, **sizes)
     steps: list[tuple[str, dict]] = [
         ("PKM", {}),
         ("remove softmax", dict(score_activation="none")),
-        ("half D_v, output projection", dict(output_projection=True, value_dim=d_model // 2)),
+        ("half D_v, output projection", dict(output_projection=True, value_dim=d_model // 2,
+                                              num_values=2 * cfg.num_values, grid_aspect=2 * cfg.grid_aspect)),
         ("shared query", dict(shared_query=True)),
         ("split layers + skip wiring (model)", {}),
         ("LayerNorm on query and keys", dict(query_norm="layernorm", key_norm=True)),
@@ -220,7 +241,7 @@ class UltraMemLayer(nn.Module):
         if not isinstance(config, UltraMemConfig):
             raise TypeError(f"config must be an UltraMemConfig, got {type(config).__name__}")
         self.config = c = config
-        n_side, r = c.keys_per_side, c.tucker_rank or 1
+        (n_rows, n_cols), r = c.grid_shape, c.tucker_rank or 1
         self.num_queries = 1 if c.shared_query else c.num_heads
         q_width = self.num_queries * 2 * c.key_dim
 
@@ -236,8 +257,14 @@ class UltraMemLayer(nn.Module):
         else:
             self.query_norm = None
         self.key_norm = nn.LayerNorm(c.key_dim, bias=False) if c.key_norm else None
-        # keys[side, head, key set a, key, dim]; side 0 = rows, 1 = columns
-        self.keys = nn.Parameter(torch.empty(2, c.num_heads, r, n_side, c.key_dim))
+        # keys[side, head, key set a, key, dim]; side 0 = rows, 1 = columns. A rectangular grid
+        # (grid_aspect > 1) keeps its row and column keys apart: keys_row, keys_col (H, r, n, D_k).
+        if n_rows == n_cols:
+            self.keys = nn.Parameter(torch.empty(2, c.num_heads, r, n_rows, c.key_dim))
+        else:
+            self.keys = None
+            self.keys_row = nn.Parameter(torch.empty(c.num_heads, r, n_rows, c.key_dim))
+            self.keys_col = nn.Parameter(torch.empty(c.num_heads, r, n_cols, c.key_dim))
         self.tucker_cores = (
             nn.Parameter(torch.empty(c.num_heads, c.num_cores, r, r)) if c.tucker_rank is not None else None
         )
@@ -262,14 +289,26 @@ class UltraMemLayer(nn.Module):
             if norm is not None:
                 norm.reset_parameters()
         bound = c.key_dim**-0.5
-        nn.init.uniform_(self.keys, -bound, bound)
+        for keys in self._key_tensors():
+            if c.improved_init and c.init_score_scale == "released":
+                nn.init.normal_(keys, std=bound)
+            else:
+                nn.init.uniform_(keys, -bound, bound)
         if self.tucker_cores is not None:
             nn.init.uniform_(self.tucker_cores, 0.0, 1.0)  # the released code's U(0, 1)
             with torch.no_grad():
                 u, t = rank1_factors(self.tucker_cores.sum(1))
                 self.factor_u.copy_(u)
                 self.factor_t.copy_(t)
-        if c.improved_init:
+        if c.improved_init and c.init_score_scale == "released":
+            g = c.key_dim**-0.33                                   # released: constant LN weights
+            self.query_norm.weight.data.fill_(g)
+            self.key_norm.weight.data.fill_(g)
+            nn.init.normal_(self.query.weight, std=c.key_dim**-0.5)
+            nn.init.zeros_(self.query.bias)
+            nn.init.normal_(self.values, std=0.02)
+            nn.init.normal_(self.out_proj.weight, std=init_.output_projection_std(c.expansion, c.value_dim))
+        elif c.improved_init:
             std = init_.value_std(c.expansion, c.topm, c.num_heads, c.num_layers)
             if c.init_score_scale == "layernorm":  # LN weights stay 1: the scores' size goes into the value std
                 std /= float(self._init_weights(c.init_samples, seed=0).float().pow(2).mean().sqrt())
@@ -309,9 +348,15 @@ class UltraMemLayer(nn.Module):
         self.train(was_training)
         return weights
 
+    def _key_tensors(self) -> list[nn.Parameter]:
+        return [self.keys] if self.keys is not None else [self.keys_row, self.keys_col]
+
     # ------------------------------------------------------------------ forward pieces
-    def _sub_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., D) -> S (B', H, 2, r, n'): each head's row (side 0) and column (side 1) scores."""
+    def _sub_scores(self, x: torch.Tensor):
+        """x (..., D) -> S (B', H, 2, r, n'): each head's row (side 0) and column (side 1) scores.
+
+        On a rectangular grid (grid_aspect > 1) the two sides differ in length: a pair
+        (rows (B', H, r, n_r'), columns (B', H, r, n_c')) instead."""
         c = self.config
         if self.query_conv is not None:
             if x.dim() != 3:
@@ -324,9 +369,13 @@ class UltraMemLayer(nn.Module):
         q = q.view(-1, self.num_queries, 2, c.key_dim)                         # (B', Q, 2, D_k)
         if isinstance(self.query_norm, nn.LayerNorm):
             q = self.query_norm(q)
-        keys = self.key_norm(self.keys) if self.key_norm is not None else self.keys
+        norm = self.key_norm if self.key_norm is not None else (lambda k: k)
         q = q.expand(-1, c.num_heads, -1, -1)                                  # shared query → every head
-        return torch.einsum("bhsd,shakd->bhsak", q, keys)                      # (B', H, 2, r, n')
+        if self.keys is not None:
+            return torch.einsum("bhsd,shakd->bhsak", q, norm(self.keys))       # (B', H, 2, r, n')
+        row = torch.einsum("bhd,hakd->bhak", q[:, :, 0], norm(self.keys_row))  # (B', H, r, n_r')
+        col = torch.einsum("bhd,hakd->bhak", q[:, :, 1], norm(self.keys_col))  # (B', H, r, n_c')
+        return row, col
 
     def _rank1_factors(self, summed_core: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """u, t of each head's summed core, sign-aligned with the previous ones (stored while training)."""
@@ -337,16 +386,16 @@ class UltraMemLayer(nn.Module):
         return u, t
 
     def _select(self, sub: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """sub (B', H, 2, r, n') -> scores (B', H, m), weights (B', H, m, h), grid indices (B', H, m)."""
+        """sub (B', H, 2, r, n') or a (rows, columns) pair -> scores (B', H, m), weights (B', H, m, h),
+        grid indices (B', H, m) (address i·n_c' + j)."""
         c = self.config
+        row, col = (sub[:, :, 0], sub[:, :, 1]) if isinstance(sub, torch.Tensor) else sub   # (B', H, r, n)
         if self.tucker_cores is None:
-            scores, indices = _product_key_topm(sub[:, :, 0, 0], sub[:, :, 1, 0], c.topm)
+            scores, indices = _product_key_topm(row[:, :, 0], col[:, :, 0], c.topm)
             weights = scores.unsqueeze(-1)
         else:
             factors = self._rank1_factors(self.tucker_cores.sum(1))
-            scores, weights, indices = _mcs_topm(
-                sub[:, :, 0], sub[:, :, 1], self.tucker_cores, c.topm, factors, c.tdqkr_both_signs
-            )
+            scores, weights, indices = _mcs_topm(row, col, self.tucker_cores, c.topm, factors, c.tdqkr_both_signs)
         if c.score_activation == "softmax":
             weights = F.softmax(scores.float(), dim=-1).type_as(scores).unsqueeze(-1)
         return scores, weights, indices

@@ -1,35 +1,60 @@
-"""The experiments of chapter 11, "Training tiny language models".
+"""The experiments of chapter 11, "Training tiny language models": the paper's thesis put to a test.
 
-Run one from the command line::
+Run one, or the whole suite, from the command line::
 
-    python -m ultramem_edu.experiments lm [--quick] [--out figures/] [--resume]
+    python -m ultramem_edu.experiments lm [--quick] [--resume] [--device cuda] [--shard 0/2]
     python -m ultramem_edu.experiments all --resume
 
-or from Python with :func:`run` (``run("lm", quick=True)``) or the experiment's own function
-(:func:`~ultramem_edu.experiments.lm.run_lm`, ``run_ladder``, ``run_facts``, ``run_dynamics``),
-which accept smaller overrides (``steps=``, ``seeds=``) for tests. Each writes
-``<out>/exp_<name>.json`` (+ ``.csv`` for its table) with the config, seeds, git commit, machine,
-date and mode; per-run checkpoints and results live under ``checkpoints/exp_<name>/<mode>/``.
+or from Python with :func:`run` (``run("lm", quick=True)``). The experiments:
+
+* ``lm`` — every model family with its complete recipe, a learning-rate sweep chosen on a select
+  split, reported on a held-out split (:mod:`.lm`);
+* ``scaling`` — loss against the memory size N at fixed activated compute (:mod:`.scaling`);
+* ``ladder`` — the paper's ablation ladder with a power estimate per rung (:mod:`.ladder`);
+* ``facts`` — knowledge capacity, against the number of facts and against N (:mod:`.facts`);
+* ``topology`` — aux loss, σ₁/σ₂, stage-1 recall, retrieval topology after training (:mod:`.topology`);
+* ``dynamics`` — the earlier 300-step recording, kept for the results that cite it (:mod:`.dynamics`).
+
+Each writes ``<out>/exp_<name>.json`` (+ ``.csv``) with the config, seeds, commit, machine, date,
+device and the characters each run trained on; each finished run is stored on its own (see
+:class:`~.common.RunStore`), so a suite can be stopped and resumed, split across processes with
+``--shard i/k``, and read while it runs (``--collect``). Model families live in
+:data:`~.families.MODEL_FAMILIES` (add one with :func:`~.families.register_family`).
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 
-__all__ = ["EXPERIMENTS", "run"]
+__all__ = ["EXPERIMENTS", "SUITE", "run"]
 
 # name -> (module, function)
 EXPERIMENTS = {
     "lm": ("lm", "run_lm"),
+    "scaling": ("scaling", "run_scaling"),
     "ladder": ("ladder", "run_ladder"),
     "facts": ("facts", "run_facts"),
+    "topology": ("topology", "run_topology"),
     "dynamics": ("dynamics", "run_dynamics"),
 }
+# what ``all`` runs, in this order (headline comparisons first)
+SUITE = ("lm", "scaling", "ladder", "facts", "topology")
 
 
 def run(name: str, **kwargs) -> dict:
-    """Run experiment ``name`` (one of :data:`EXPERIMENTS`) and return its result payload."""
+    """Run experiment ``name`` (one of :data:`EXPERIMENTS`) and return its result payload.
+
+    Keyword arguments the experiment does not take raise a ``TypeError`` naming them, except
+    ``device``/``scale``/``shard``/``collect``/``overwrite``/``results_dir`` left at their defaults.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
     module, function = EXPERIMENTS[name]
-    mod = importlib.import_module(f"{__name__}.{module}")
-    return getattr(mod, function)(**kwargs)
+    fn = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    accepted = inspect.signature(fn).parameters
+    defaults = {"device": "cpu", "scale": None, "shard": None, "collect": False, "overwrite": False,
+                "results_dir": None, "models": None}
+    unknown = [k for k in kwargs if k not in accepted and not (k in defaults and kwargs[k] == defaults[k])]
+    if unknown:
+        raise TypeError(f"experiment {name!r} does not take {unknown}")
+    return fn(**{k: v for k, v in kwargs.items() if k in accepted})

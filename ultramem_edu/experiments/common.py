@@ -14,6 +14,7 @@ import datetime as _dt
 import functools
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -27,6 +28,13 @@ from ..model import LMConfig, TransformerLM
 from ..moe import MoEConfig, activated_parameters_per_token, num_parameters
 
 __all__ = [
+    "ResumeError",
+    "fingerprint",
+    "kjv_splits",
+    "paired_delta",
+    "linear_fit",
+    "resolve_device",
+    "device_info",
     "REPO_ROOT",
     "DEFAULT_CHECKPOINTS",
     "kjv_tokens",
@@ -67,6 +75,17 @@ def resolve_spec(quick_spec: dict, full_spec: dict, quick: bool, steps: int | No
 
 
 @functools.lru_cache(maxsize=1)
+def kjv_splits() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(tokenizer, train, select, test) ids of the KJV corpus: the validation part of
+    :func:`~ultramem_edu.data.split_corpus` cut in two halves at a line break — the first chooses
+    learning rates (and draws the curves), the second is held out and reported."""
+    train, val = split_corpus(load_corpus("kjv"))
+    cut = val.find("\n", len(val) // 2) + 1
+    tok = CharTokenizer.from_text(train)
+    return tok, tok.encode(train), tok.encode(val[:cut]), tok.encode(val[cut:])
+
+
+@functools.lru_cache(maxsize=1)
 def kjv_tokens() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
     """(tokenizer, train ids, validation ids) of the KJV corpus, character level. Cached."""
     train, val = split_corpus(load_corpus("kjv"))
@@ -104,20 +123,48 @@ def metadata(name: str, mode: str, seeds: Iterable[int], config: dict) -> dict:
         "git_commit": git_commit(),
         "machine": machine_info(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": f"python -m ultramem_edu.experiments {name}" + (" --quick" if mode.startswith("quick") else ""),
+        "command": f"python -m ultramem_edu.experiments {name}" + (
+            " --quick" if mode.startswith("quick") else " --device cuda" if mode.startswith("gpu") else "") + " --resume",
         "config": to_jsonable(config),
     }
 
 
 def publish(name: str, out, mode: str, seeds: Iterable[int], config: dict, note: str | None, results: dict,
-            table: list[dict], skipped: list[str], t_start: float) -> dict:
-    """Assemble a result file (metadata, note, results, skipped runs, wall time), write it, return it."""
+            table: list[dict], skipped: list[str], t_start: float, device: str = "cpu",
+            store: "RunStore | None" = None) -> dict:
+    """Assemble a result file (metadata, note, results, skipped runs, wall time), write it, return it.
+
+    With ``store``: its ran / reused / missing runs are recorded; ``complete`` is False when runs are
+    missing (a partial result, to be labelled as such wherever it is shown)."""
     payload = metadata(name, mode, seeds, config)
+    payload["device"] = device_info(device)
+    if store is not None:
+        payload["runs_missing"] = list(store.missing)
+        payload["complete"] = not store.missing
+        payload["runs_dir"] = str(store.root.relative_to(REPO_ROOT)) if store.root.is_relative_to(REPO_ROOT) \
+            else str(store.root)
     payload["mode_note"] = note
     payload.update(results)
     payload.update({"runs_skipped": skipped, "wall_s": round(time.perf_counter() - t_start, 1)})
     write_results(name, out, payload, table)
     return payload
+
+
+def device_info(device: str) -> dict:
+    """The device a result was computed on: "cpu" or the CUDA device's name."""
+    info = {"device": str(device)}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        info["name"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def resolve_device(device: str) -> str:
+    """Validate ``device`` ("cpu" or "cuda[:k]"); a clear error when CUDA is asked for and absent."""
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:k]', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but torch.cuda.is_available() is False on this machine")
+    return device
 
 
 def to_jsonable(x):
@@ -135,6 +182,54 @@ def to_jsonable(x):
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     return x
+
+
+def paired_delta(a: Iterable[float], b: Iterable[float]) -> dict:
+    """Δ = a − b paired by seed: mean, std, standard error, resolved (|Δ| > 2 SE), and the seeds a
+    paired comparison needs for |Δ| > 2 SE at this effect and spread (a power estimate: n ≥ (2σ/Δ)²,
+    at least 2), or None when Δ = 0 or with a single seed."""
+    d = [x - y for x, y in zip(a, b)]
+    mean, std = mean_std(d)
+    n = len(d)
+    se = std / math.sqrt(n) if n > 1 else float("nan")
+    resolved = n > 1 and abs(mean) > 2 * se
+    need = None
+    if n > 1 and mean != 0:
+        need = max(2, math.ceil((2 * std / abs(mean)) ** 2)) if std > 0 else 2
+    return {"mean": mean, "std": std, "se": se, "n": n, "resolved": bool(resolved), "seeds_needed": need,
+            "per_seed": d}
+
+
+def linear_fit(x: Iterable[float], y: Iterable[float]) -> dict:
+    """Least-squares y = a + b·x with the slope's standard error and 95 % confidence interval
+    (Student t with n − 2 degrees of freedom)."""
+    x, y = [float(v) for v in x], [float(v) for v in y]
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"linear_fit needs at least 3 points, got {n}")
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    if sxx == 0:
+        raise ValueError("linear_fit needs at least two distinct x values")
+    b = sum((a - mx) * (c - my) for a, c in zip(x, y)) / sxx
+    a0 = my - b * mx
+    resid = [c - (a0 + b * a) for a, c in zip(x, y)]
+    s2 = sum(r * r for r in resid) / (n - 2)
+    se = math.sqrt(s2 / sxx)
+    t = _student_t975(n - 2)
+    return {"intercept": a0, "slope": b, "slope_se": se, "slope_ci95": [b - t * se, b + t * se], "n": n,
+            "t975": t}
+
+
+def _student_t975(df: int) -> float:
+    """The 97.5 % quantile of Student's t (table for small df, normal beyond)."""
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+             10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
+             18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000}
+    if df in table:
+        return table[df]
+    keys = sorted(k for k in table if k <= df)
+    return table[keys[-1]] if df <= 60 else 1.96
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
@@ -187,37 +282,109 @@ def build_lm(kind: str, vocab_size: int, sizes: dict, memory=None, wiring=(), ff
 
 
 # ---------------------------------------------------------------------------------------- runs
-class RunStore:
-    """Per-run files of one experiment and mode: ``<root>/exp_<name>/<mode>/<run>.{pt,json}``."""
+class ResumeError(ValueError):
+    """A stored run file is corrupt, or was made by a different configuration than the one asked for."""
 
-    def __init__(self, name: str, mode: str, checkpoints: str | Path | None = None, resume: bool = False):
-        self.root = Path(checkpoints or DEFAULT_CHECKPOINTS) / f"exp_{name}" / mode
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.resume = resume
+
+def fingerprint(obj) -> str:
+    """A short stable hash of a JSON-able description (a run's full configuration)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class RunStore:
+    """Per-run files of one experiment and mode.
+
+    ``<results>/exp_<name>/<mode>/<run>.json`` holds a finished run's numbers (written the moment it
+    finishes, so a long suite can be read while it runs); ``<checkpoints>/exp_<name>/<mode>/<run>.pt``
+    its training checkpoint. Every run carries a fingerprint of its full configuration (model, recipe,
+    budget, seed). With ``resume`` a finished run with the same fingerprint is reused; one with another
+    fingerprint, or a file that does not parse, raises :class:`ResumeError` naming the file — nothing is
+    silently overwritten. Without ``resume`` existing run files raise ``FileExistsError`` unless
+    ``overwrite`` is set (then they are deleted and the run starts again).
+
+    ``shard=(i, k)``: this process trains only the runs whose name hashes to i mod k (several processes
+    share a suite); ``collect=True``: train nothing, only gather what is stored. A run that is neither
+    stored nor trained here is recorded in :attr:`missing` and returns None.
+    """
+
+    def __init__(self, name: str, mode: str, checkpoints: str | Path | None = None, resume: bool = False,
+                 overwrite: bool = False, results: str | Path | None = None, shard: tuple[int, int] | None = None,
+                 collect: bool = False):
+        self.ckpt_root = Path(checkpoints or DEFAULT_CHECKPOINTS) / f"exp_{name}" / mode
+        self.root = Path(results) / f"exp_{name}" / mode if results is not None else self.ckpt_root
+        for d in (self.root, self.ckpt_root):
+            d.mkdir(parents=True, exist_ok=True)
+        if shard is not None:
+            i, k = shard
+            if not (isinstance(i, int) and isinstance(k, int) and k >= 1 and 0 <= i < k):
+                raise ValueError(f"shard must be (i, k) with 0 <= i < k, got {shard!r}")
+        self.resume, self.overwrite, self.shard, self.collect = resume or collect, overwrite, shard, collect
         self.skipped: list[str] = []
         self.ran: list[str] = []
+        self.missing: list[str] = []
 
     def checkpoint(self, run: str) -> Path:
-        return self.root / f"{run}.pt"
+        return self.ckpt_root / f"{run}.pt"
 
     def result_path(self, run: str) -> Path:
         return self.root / f"{run}.json"
 
-    def get_or_run(self, run: str, fn: Callable[[str], dict]) -> dict:
-        """The stored result of ``run`` (with resume) or ``fn(checkpoint_path)``, stored."""
+    def mine(self, run: str) -> bool:
+        """Whether this process trains ``run`` (always, without a shard)."""
+        import zlib
+
+        return self.shard is None or zlib.crc32(run.encode()) % self.shard[1] == self.shard[0]
+
+    def load(self, run: str, key: str | None = None) -> dict | None:
+        """The finished result of ``run`` if stored (checked against the fingerprint ``key``), else None."""
         path = self.result_path(run)
-        if self.resume and path.exists():
-            self.skipped.append(run)
-            return json.loads(path.read_text())
-        if not self.resume:
-            for p in (path, self.checkpoint(run)):
+        if not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ResumeError(f"resume file {path} is corrupt ({e}); delete it to rerun that run") from e
+        if not isinstance(result, dict):
+            raise ResumeError(f"resume file {path} is corrupt (not a JSON object); delete it to rerun that run")
+        if key is not None and result.get("fingerprint") != key:
+            raise ResumeError(
+                f"resume file {path} was made by a different configuration (fingerprint "
+                f"{result.get('fingerprint')!r}, this run {key!r}); delete it, or rerun with --overwrite")
+        return result
+
+    def get_or_run(self, run: str, fn: Callable[[str], dict], key=None) -> dict | None:
+        """The stored result of ``run`` (with resume) or ``fn(checkpoint_path)``, stored; None when the
+        run is neither stored nor this process's to train (see ``shard``, ``collect``).
+
+        ``key``: the run's configuration (any JSON-able object); its fingerprint is stored and checked.
+        """
+        fp = fingerprint(key) if key is not None else None
+        path, ckpt = self.result_path(run), self.checkpoint(run)
+        if self.resume:
+            stored = self.load(run, fp)
+            if stored is not None:
+                self.skipped.append(run)
+                return stored
+        elif path.exists() or ckpt.exists():
+            if not self.overwrite:
+                raise FileExistsError(
+                    f"run files for {run!r} exist ({path} or {ckpt}); pass resume=True (--resume) to reuse "
+                    "them or overwrite=True (--overwrite) to start again")
+            for p in (path, ckpt):
                 p.unlink(missing_ok=True)
+        if self.collect or not self.mine(run):
+            self.missing.append(run)
+            return None
         t0 = time.perf_counter()
-        result = to_jsonable(fn(str(self.checkpoint(run))))
+        result = to_jsonable(fn(str(ckpt)))
+        result["fingerprint"] = fp
         result["wall_s"] = round(time.perf_counter() - t0, 2)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result))
         tmp.replace(path)
+        ckpt.unlink(missing_ok=True)               # the run is finished: its checkpoint is not needed
         self.ran.append(run)
         return result
 
@@ -227,12 +394,16 @@ def write_results(name: str, out: str | Path, payload: dict, table: list[dict] |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"exp_{name}.json"
-    path.write_text(json.dumps(to_jsonable(payload), indent=1) + "\n")
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(to_jsonable(payload), indent=1) + "\n")
+    os.replace(tmp, path)                 # atomic: several shard processes may publish the same file
     if table:
-        keys = list(table[0])
-        with open(out / f"exp_{name}.csv", "w", newline="") as f:
+        keys = list(dict.fromkeys(k for row in table for k in row))
+        csv_tmp = out / f"exp_{name}.csv.tmp{os.getpid()}"
+        with open(csv_tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             for row in table:
                 w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        os.replace(csv_tmp, out / f"exp_{name}.csv")
     return path

@@ -1,4 +1,6 @@
-"""Experiment ``dynamics``: what happens inside the memory layer while a tiny LM trains.
+"""Experiment ``dynamics`` (superseded by :mod:`.topology`, kept because ``figures/exp_dynamics.json``
+and the chapter-11 exercises read it): what happens inside the memory layer while a tiny LM trains
+for 300 steps, with ``value_lr_k`` = 1 for every run.
 
 Five runs of the ``lm`` experiment's model (FFN 4·D, one memory layer wired by
 :func:`~ultramem_edu.model.default_wiring`), each recording its memory layer on every training
@@ -36,7 +38,22 @@ from ..model import default_wiring
 from ..product_keys import PKMConfig
 from ..train import TrainConfig, config_dict, train_lm
 from .common import RunStore, build_lm, kjv_tokens, publish
-from .lm import FULL as LM_FULL, QUICK as LM_QUICK
+
+# The model of the earlier ``lm`` experiment this one recorded (kept so exp_dynamics.json reproduces).
+LM_FULL = dict(
+    sizes=dict(d_model=64, n_layers=4, n_heads=4, seq_len=64),
+    train=dict(steps=300, batch_size=16, seq_len=64, lr=3e-3, warmup_frac=0.02, eval_every=50, eval_batches=8),
+    ultramem=dict(num_values=96 * 96, key_dim=16, num_heads=2, topm=8),
+    pkm=dict(num_keys=68, key_dim=16, num_heads=2, topm=8),
+    n_memory_layers=1, n_experts=8, wide_factor=16, final_eval_batches=48, seeds=(0, 1, 2),
+)
+LM_QUICK = dict(
+    sizes=dict(d_model=32, n_layers=2, n_heads=2, seq_len=32),
+    train=dict(steps=40, batch_size=8, seq_len=32, lr=3e-3, warmup_frac=0.05, eval_every=10, eval_batches=2),
+    ultramem=dict(num_values=32 * 32, key_dim=8, num_heads=2, topm=4),
+    pkm=dict(num_keys=23, key_dim=8, num_heads=2, topm=4),
+    n_memory_layers=1, n_experts=4, wide_factor=16, final_eval_batches=4, seeds=(0,),
+)
 
 NAME = "dynamics"
 RUNS = ("ultramem", "ultramem_noaux", "ultramem_aux_strong", "ultramem_naive_init", "ultramem_ln_init", "pkm")

@@ -1,21 +1,21 @@
-"""Experiment ``facts``: knowledge capacity — recall of random facts vs how many there are.
+"""Experiment ``facts``: knowledge capacity — how many random facts each model stores.
 
 Facts "subject relation → object" from :func:`~ultramem_edu.data.make_facts` (one uniformly random
-object per (subject, relation) pair, so nothing can be inferred, only stored). A tiny
+object per (subject, relation) pair, so nothing can be inferred, only stored). A small
 :class:`~ultramem_edu.model.TransformerLM` reads ``[s, r]`` and is trained with cross-entropy on the
 object at the last position; afterwards :func:`~ultramem_edu.data.fact_recall_accuracy` measures
-exact-match recall over *all* facts (the training set: this is memorisation, not generalisation).
+exact-match recall over *all* facts (memorisation, not generalisation). Facts stored = recall × F,
+and each fact is log2(num_objects) bits.
 
-Four models at the same activated compute per token: dense (FFN 4·D), top-2-of-8 MoE, and the dense
-model with one UltraMem layer whose FFN is narrowed until the activated parameters match (see
-:mod:`.lm`), with the paper's initialisation (``ultramem``) and with ``init_score_scale="layernorm"``
-(``ultramem_ln``). Same steps, batch and learning rate for all; no weight decay (we want storage); the
-UltraMem values get the paper's value-lr decay (k = 10). The number of facts grows with the number of
-subjects; stored information is F·log2(num_objects) bits.
+Two curves, every model at the dense model's activated parameters per token (:mod:`.families`, each
+family with its recipe, one learning rate, no weight decay — we want storage):
+
+* recall against the number of facts F, for dense, MoE, PKM and UltraMem (several initialisations),
+  the memories at ``num_values`` values;
+* recall against the memory size N at the largest F, for PKM and UltraMem.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -23,115 +23,113 @@ import torch
 import torch.nn.functional as F
 
 from ..data import FactsDataset, fact_recall_accuracy, make_facts
-from ..layer import UltraMemConfig, memory_param_groups, value_lr_scheduler
-from ..model import default_wiring
-from ..moe import MoEConfig
-from ..train import cosine_with_warmup
-from .common import (RunStore, build_lm, match_ffn_hidden, mean_std, model_parameter_counts, publish,
-                     resolve_spec)
+from .common import RunStore, mean_std, model_parameter_counts, publish
+from .families import FamilyContext, make_family
+from .specs import experiment_spec
+from .trainer import make_optimizer
 
 NAME = "facts"
-MODELS = ("dense", "moe", "ultramem", "ultramem_ln")
-
-FULL = dict(
-    note='full mode sized for 2 CPU cores: 3 seeds, 3 fact counts, 600 steps',
-    sizes=dict(d_model=32, n_layers=2, n_heads=2, seq_len=2),
-    num_subjects=(32, 128, 512), num_relations=8, num_objects=32,
-    train=dict(steps=600, batch_size=128, lr=3e-3, warmup_frac=0.02, weight_decay=0.0, value_lr_k=10.0),
-    ultramem=dict(num_values=64 * 64, key_dim=8, num_heads=1, topm=8), n_experts=8, seeds=(0, 1, 2),
-)
-QUICK = dict(
-    sizes=dict(d_model=32, n_layers=2, n_heads=2, seq_len=2),
-    num_subjects=(16, 64), num_relations=4, num_objects=16,
-    train=dict(steps=60, batch_size=64, lr=3e-3, warmup_frac=0.05, weight_decay=0.0, value_lr_k=10.0),
-    ultramem=dict(num_values=16 * 16, key_dim=8, num_heads=1, topm=4), n_experts=4, seeds=(0,),
-)
 
 
-def model_builders(vocab_size: int, spec: dict) -> dict:
-    sizes = spec["sizes"]
-    d, n_layers = sizes["d_model"], sizes["n_layers"]
-    wiring = default_wiring(n_layers, 1)
-    um = UltraMemConfig(d, num_layers=n_layers, init_samples=512, **spec["ultramem"])
-    target = model_parameter_counts(build_lm("dense", vocab_size, sizes))["activated"]
-    build_um = lambda h: build_lm("dense", vocab_size, sizes, memory=um, wiring=wiring, ffn_hidden=h)  # noqa: E731
-    h = match_ffn_hidden(build_um, target, start=4 * d)
-    um_ln = dataclasses.replace(um, init_score_scale="layernorm")  # same sizes, so the same FFN width h
-    moe = MoEConfig(d, n_experts=spec["n_experts"], top_k=2)
-    return {
-        "dense": lambda: build_lm("dense", vocab_size, sizes),
-        "moe": lambda: build_lm("moe", vocab_size, sizes, moe=moe),
-        "ultramem": lambda: build_um(h),
-        "ultramem_ln": lambda: build_lm("dense", vocab_size, sizes, memory=um_ln, wiring=wiring, ffn_hidden=h),
-    }
-
-
-def train_facts(model, facts, steps: int, batch_size: int, lr: float, warmup_frac: float, weight_decay: float,
-                value_lr_k: float, seed: int) -> dict:
-    """AdamW on the facts (cross-entropy on the object at the last position); returns recall and loss."""
+def train_facts(model, facts, recipe: dict, steps: int, batch_size: int, seed: int, device: str = "cpu") -> dict:
+    """AdamW with the family's recipe (no weight decay) on the facts; returns recall and final loss."""
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(memory_param_groups(model, lr, weight_decay), lr=lr, betas=(0.9, 0.95))
-    scheduler = value_lr_scheduler(optimizer, steps, k=value_lr_k, base=cosine_with_warmup(steps, warmup_frac))
+    model.to(device)
+    opt, sched = make_optimizer(model, recipe, steps, warmup_frac=0.02, weight_decay=0.0)
     data = FactsDataset(facts).batches(batch_size, torch.Generator().manual_seed(seed), steps)
     model.train()
     losses, t0 = [], time.perf_counter()
     for x, y in data:
+        x, y = x.to(device), y.to(device)
         out = model(x)
         loss = F.cross_entropy(out.logits[:, -1], y) + out.aux_loss
-        optimizer.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        opt.step()
+        sched.step()
         losses.append(loss.item())
     train_s = time.perf_counter() - t0
     model.eval()
-    recall = fact_recall_accuracy(lambda x: model(x).logits, facts)
+    recall = fact_recall_accuracy(lambda x: model(x.to(device)).logits.cpu(), facts)
     tail = losses[-max(1, len(losses) // 10):]
-    return {"recall": recall, "final_train_loss": sum(tail) / len(tail), "train_s": train_s,
-            "examples_seen": steps * batch_size}
+    return {"recall": recall, "final_train_loss": sum(tail) / len(tail), "train_s": train_s, "examples_seen": steps * batch_size}
 
 
 def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
-              checkpoints=None, progress: bool = True, num_subjects=None, models=None) -> dict:
-    """Recall vs number of facts for each model; write ``exp_facts.json`` / ``.csv``."""
-    spec, note, seeds = resolve_spec(QUICK, FULL, quick, steps, seeds)
+              checkpoints=None, progress: bool = True, models=None, device: str = "cpu", scale: str | None = None,
+              overwrite: bool = False, shard=None, collect: bool = False, results_dir=None,
+              num_subjects=None) -> dict:
+    """Recall vs number of facts and vs memory size; write ``exp_facts.json`` / ``.csv``."""
+    spec, mode, seeds = experiment_spec(NAME, quick, scale, device, steps, seeds)
     if num_subjects is not None:
         spec["num_subjects"] = tuple(num_subjects)
-    models = tuple(models or MODELS)
-    mode = "quick" if quick else "full"
-    store = RunStore(NAME, mode, checkpoints, resume)
+    families = tuple(models or spec["families"])
+    store = RunStore(NAME, mode, checkpoints, resume, overwrite, results_dir, shard, collect)
     t_start = time.perf_counter()
+    rel, obj = spec["num_relations"], spec["num_objects"]
+    recipe_lr = spec["lr"]
 
-    rows, per_size = [], []
+    def run_one(name, n_subj, num_values, seed, tag):
+        facts = make_facts(n_subj, rel, obj, seed=seed)
+        ctx = FamilyContext(vocab_size=facts.vocab_size, **spec["model"])
+        fam = make_family(name, ctx, num_values if name not in ("dense", "moe") else None)
+        recipe = dict(lr=recipe_lr, **fam.recipe)
+        key = {"family": name, "description": fam.description, "recipe": recipe, "facts": [n_subj, rel, obj],
+               "steps": spec["steps"], "batch_size": spec["batch_size"], "model": spec["model"], "seed": seed,
+               "device": device.split(":")[0]}
+
+        def job(ckpt):
+            torch.manual_seed(seed)
+            model = fam.build()
+            res = train_facts(model, facts, recipe, spec["steps"], spec["batch_size"], seed, device)
+            res.update(seed=seed, num_facts=n_subj * rel, facts_stored=res["recall"] * n_subj * rel,
+                       params=model_parameter_counts(model), ffn_hidden=fam.ffn_hidden,
+                       compute_matched=fam.compute_matched, description=fam.description)
+            return res
+        return store.get_or_run(f"{tag}_seed{seed}", job, key)
+
+    def summary(runs):
+        runs = [r for r in runs if r is not None]
+        if not runs:
+            return None
+        rec = [r["recall"] for r in runs]
+        return {"recall": dict(zip(("mean", "std"), mean_std(rec))), "recall_per_seed": rec,
+                "facts_stored": mean_std([r["facts_stored"] for r in runs])[0], "params": runs[0]["params"],
+                "ffn_hidden": runs[0]["ffn_hidden"], "compute_matched": runs[0]["compute_matched"],
+                "description": runs[0]["description"], "seeds": [r["seed"] for r in runs],
+                "final_train_loss": mean_std([r["final_train_loss"] for r in runs])[0]}
+
+    rows, vs_facts = [], []
     for n_subj in spec["num_subjects"]:
-        entry = {"num_subjects": n_subj, "num_facts": n_subj * spec["num_relations"],
-                 "bits": n_subj * spec["num_relations"] * math.log2(spec["num_objects"]), "models": {}}
-        for name in models:
-            runs = []
-            for seed in seeds:
-                facts = make_facts(n_subj, spec["num_relations"], spec["num_objects"], seed=seed)
-
-                def job(ckpt, name=name, seed=seed, facts=facts):
-                    builders = model_builders(facts.vocab_size, spec)
-                    torch.manual_seed(seed)
-                    model = builders[name]()
-                    res = train_facts(model, facts, seed=seed, **spec["train"])
-                    res.update(seed=seed, params=model_parameter_counts(model))
-                    return res
-                runs.append(store.get_or_run(f"{name}_s{n_subj}_seed{seed}", job))
-            recall = mean_std([r["recall"] for r in runs])
-            entry["models"][name] = {"recall": dict(zip(("mean", "std"), recall)),
-                                     "recall_per_seed": [r["recall"] for r in runs],
-                                     "params": runs[0]["params"],
-                                     "final_train_loss": mean_std([r["final_train_loss"] for r in runs])[0],
-                                     "train_s": mean_std([r["train_s"] for r in runs])[0]}
-            rows.append({"num_facts": entry["num_facts"], "model": name, "recall_mean": recall[0], "recall_std": recall[1],
-                         "total_params": runs[0]["params"]["total"], "activated_params": runs[0]["params"]["activated"]})
-            if progress:
-                print(f"facts={entry['num_facts']:>5} {name:<9} recall {recall[0]:.3f} ± {recall[1]:.3f}  "
-                      f"params {runs[0]['params']['total']:,} (activated {runs[0]['params']['activated']:,})")
-        per_size.append(entry)
+        entry = {"num_subjects": n_subj, "num_facts": n_subj * rel, "bits": n_subj * rel * math.log2(obj), "models": {}}
+        for name in families:
+            s = summary([run_one(name, n_subj, spec["num_values"], seed, f"{name}_s{n_subj}") for seed in seeds])
+            entry["models"][name] = s
+            if s is not None:
+                rows.append({"curve": "facts", "num_facts": entry["num_facts"], "model": name, "num_values":
+                             spec["num_values"] if name not in ("dense", "moe") else None,
+                             "recall_mean": s["recall"]["mean"], "recall_std": s["recall"]["std"],
+                             "facts_stored": s["facts_stored"], "total_params": s["params"]["total"],
+                             "activated_params": s["params"]["activated"]})
+                if progress:
+                    print(f"facts={entry['num_facts']:>6} {name:<20} recall {s['recall']['mean']:.3f} ± "
+                          f"{s['recall']['std']:.3f}  params {s['params']['total']:,} (activated {s['params']['activated']:,})")
+        vs_facts.append(entry)
+    largest = max(spec["num_subjects"])
+    vs_values = {}
+    for name in spec["sweep_families"]:
+        points = []
+        for n in spec["values_sweep"]:
+            s = summary([run_one(name, largest, n, seed, f"{name}_s{largest}_N{n}") for seed in seeds])
+            points.append({"num_values": n, **(s or {})})
+            if s is not None:
+                rows.append({"curve": "values", "num_facts": largest * rel, "model": name, "num_values": n,
+                             "recall_mean": s["recall"]["mean"], "recall_std": s["recall"]["std"],
+                             "facts_stored": s["facts_stored"], "total_params": s["params"]["total"],
+                             "activated_params": s["params"]["activated"]})
+        vs_values[name] = points
     config = {k: v for k, v in spec.items() if k != "seeds"}
-    return publish(NAME, out, mode, seeds, config, note, {"results": per_size, "table": rows}, rows,
-                   store.skipped, t_start)
+    return publish(NAME, out, mode, seeds, config, spec.get("note"),
+                   {"results": vs_facts, "vs_num_values": vs_values, "table": rows}, rows, store.skipped, t_start,
+                   device, store)

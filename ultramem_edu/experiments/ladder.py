@@ -1,19 +1,21 @@
 """Experiment ``ladder``: the ablation ladder PKM → UltraMem, one switch at a time (paper Table 2).
 
-Each rung of :func:`~ultramem_edu.layer.ablation_ladder` is trained as a memory layer inside the same
-tiny character-level LM (FFN hidden 4·D, not compute-matched: the point is the effect of each switch).
-Three rungs are more than a layer-config change and are realised here:
+Each rung of :func:`~ultramem_edu.layer.ablation_ladder`, in the paper's order, is trained as the memory of
+the same small character-level LM (FFN hidden 4·D throughout: the point is each switch's effect, not a
+compute match). Two rungs are more than a layer-config change and are realised here:
 
-* "half D_v, output projection" — the paper halves D_v *and doubles the values*: N goes from n² to
-  n'² ≈ 2n² (both must be perfect squares; e.g. 60² → 85², ×2.007).
-* "split layers + skip wiring" — one big memory of N values read and written in block 1 (a parallel
-  branch, wiring ((1, 1),)) becomes two memories of ≈ N/2 values each (e.g. 2 × 60² ≈ 85²), wired
-  skip-layer ((0, 1), (2, 3)). Each keeps H and m, so a token now reads twice as many rows.
-* "value lr decay" — :class:`~ultramem_edu.train.TrainConfig` ``value_lr_k`` goes from 1 to k
-  (the paper's text: 10; the released script: 4) for this and the later rungs.
+* "half D_v, output projection" is the paper's rung: D_v = D/2 and twice the values, N = 2n² on an
+  n × 2n grid (product keys on a rectangular grid), so the value table keeps its N·D parameters.
+* "split layers + skip wiring": the one memory of 2n² values, a parallel branch of block 1 (wiring
+  ((1, 1),)), becomes two memories of n² values each — exactly half each — wired skip-layer
+  ((0, 1), (2, 3)). Each keeps H and m, so a token now reads twice as many rows.
+* "value lr decay": the value-lr multiplier k goes from 1 to ``value_lr_k`` (paper text 10) for this
+  and the later rungs.
 
-Δ val loss per rung = loss(rung) − loss(previous rung), paired by seed, mean ± std over seeds, next to
-the paper's Table 2 deltas (151M model on C4, method.md §3).
+Every rung trains at the same lr. Δ per rung = loss(rung) − loss(previous rung) on the held-out split,
+paired by seed; a rung is *resolved* when |Δ| > 2 standard errors, and for each unresolved rung the
+number of seeds that would resolve an effect of the measured size and spread is printed (a power
+estimate). Next to each Δ: the paper's Table 2 value (151M model on C4, method.md §3).
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ import time
 import torch
 
 from ..layer import ablation_ladder
-from ..train import TrainConfig, config_dict, evaluate, train_lm
-from .common import RunStore, build_lm, kjv_tokens, mean_std, model_parameter_counts, publish, resolve_spec
+from .common import RunStore, build_lm, kjv_splits, mean_std, model_parameter_counts, paired_delta, publish
+from .specs import experiment_spec
+from .trainer import train_run
 
 NAME = "ladder"
 
@@ -49,108 +52,104 @@ PAPER_TABLE2 = {
     },
     "source": "Huang et al., Ultra-Sparse Memory Network, ICLR 2025, Table 2 (as restated in method.md §3)",
 }
-
-FULL = dict(
-    note='full mode sized for 2 CPU cores: 3 seeds, 150 steps per rung',
-    sizes=dict(d_model=64, n_layers=4, n_heads=4, seq_len=64),
-    train=dict(steps=150, batch_size=16, seq_len=64, lr=3e-3, warmup_frac=0.02, eval_every=50, eval_batches=8),
-    memory=dict(key_dim=16, num_heads=2, topm=8),
-    side_pkm=60, side_half=85, side_split=60,
-    single_wiring=((1, 1),), split_wiring=((0, 1), (2, 3)),
-    final_eval_batches=32, seeds=(0, 1, 2),
-)
-QUICK = dict(
-    sizes=dict(d_model=32, n_layers=4, n_heads=2, seq_len=32),
-    train=dict(steps=12, batch_size=8, seq_len=32, lr=3e-3, warmup_frac=0.05, eval_every=6, eval_batches=2),
-    memory=dict(key_dim=8, num_heads=2, topm=4),
-    side_pkm=16, side_half=23, side_split=16,
-    single_wiring=((1, 1),), split_wiring=((0, 1), (2, 3)),
-    final_eval_batches=2, seeds=(0,),
-)
-FINAL_EVAL_SEED = 12345
+SINGLE_WIRING = ((1, 1),)
+SPLIT_WIRING = ((0, 1), (2, 3))
 
 
-def ladder_rungs(spec: dict, value_lr_k: float = 10.0, conv_kernel: int = 5) -> list[dict]:
+def ladder_rungs(spec: dict) -> list[dict]:
     """One dict per rung: name, memory config, wiring, value_lr_k — the changes made explicit."""
-    d, n_layers = spec["sizes"]["d_model"], spec["sizes"]["n_layers"]
-    base = ablation_ladder(d, conv_kernel=conv_kernel, num_values=spec["side_pkm"] ** 2, num_layers=n_layers,
-                           init_samples=1024, **spec["memory"])
-    rungs, num_values, wiring, k = [], spec["side_pkm"] ** 2, spec["single_wiring"], 1.0
+    m = spec["model"]
+    side = spec["side"]
+    base = ablation_ladder(m["d_model"], conv_kernel=spec["conv_kernel"], num_values=side ** 2,
+                           num_layers=m["n_layers"], init_samples=1024, key_dim=m["key_dim"],
+                           num_heads=m["mem_heads"], topm=m["topm"])
+    rungs, split, k = [], False, 1.0
     for name, cfg in base:
-        if name.startswith("half D_v"):
-            num_values = spec["side_half"] ** 2          # half D_v, twice the values
         if name.startswith("split layers"):
-            num_values, wiring = spec["side_split"] ** 2, spec["split_wiring"]
+            split = True
         if name.startswith("value lr decay"):
-            k = float(value_lr_k)
-        rungs.append({"name": name, "memory": dataclasses.replace(cfg, num_values=num_values),
-                      "wiring": tuple(wiring), "value_lr_k": k})
+            k = float(spec["value_lr_k"])
+        if split:                                  # two memories of half the values: n² each, square grids
+            cfg = dataclasses.replace(cfg, num_values=side ** 2, grid_aspect=1)
+        rungs.append({"name": name, "memory": cfg, "wiring": SPLIT_WIRING if split else SINGLE_WIRING,
+                      "value_lr_k": k})
     return rungs
 
 
 def run_ladder(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
-               checkpoints=None, progress: bool = True, value_lr_k: float = 10.0, conv_kernel: int = 5,
-               rungs: int | None = None) -> dict:
+               checkpoints=None, progress: bool = True, device: str = "cpu", scale: str | None = None,
+               overwrite: bool = False, shard=None, collect: bool = False, results_dir=None, rungs: int | None = None,
+               models=None) -> dict:
     """Train every rung for every seed; write ``exp_ladder.json`` / ``.csv``; return the payload.
 
-    ``value_lr_k``: the value-lr multiplier k of the "value lr decay" rung (paper text 10, code 4).
     ``rungs``: train only the first this many rungs (tests).
     """
-    spec, note, seeds = resolve_spec(QUICK, FULL, quick, steps, seeds)
-    mode = "quick" if quick else "full"
-    tok, train_ids, val_ids = kjv_tokens()
-    ladder = ladder_rungs(spec, value_lr_k, conv_kernel)[:rungs]
-    store = RunStore(NAME, mode, checkpoints, resume)
+    if models is not None:
+        raise ValueError("the ladder has no model families to choose; it trains its rungs (use rungs=)")
+    spec, mode, seeds = experiment_spec(NAME, quick, scale, device, steps, seeds)
+    tok, train_ids, select_ids, test_ids = kjv_splits()
+    splits = {"train": train_ids, "select": select_ids, "test": test_ids}
+    sizes = {k: spec["model"][k] for k in ("d_model", "n_layers", "n_heads", "seq_len")}
+    ladder = ladder_rungs(spec)[:rungs]
+    store = RunStore(NAME, mode, checkpoints, resume, overwrite, results_dir, shard, collect)
     t_start = time.perf_counter()
 
     results = []
     for index, rung in enumerate(ladder):
         def build(rung=rung):
-            return build_lm("dense", tok.vocab_size, spec["sizes"], memory=rung["memory"], wiring=rung["wiring"])
+            return build_lm("dense", tok.vocab_size, sizes, memory=rung["memory"], wiring=rung["wiring"])
+        recipe = {"lr": spec["lr"], "value_lr_k": rung["value_lr_k"]}
         runs = []
         for seed in seeds:
-            def job(ckpt, build=build, seed=seed, rung=rung, index=index):
+            key = {"rung": rung["name"], "memory": rung["memory"], "wiring": rung["wiring"], "recipe": recipe,
+                   "seed": seed, "train": spec["train"], "model": spec["model"], "device": device.split(":")[0]}
+
+            def job(ckpt, build=build, seed=seed, index=index):
                 torch.manual_seed(seed)
-                model = build()
-                tc = TrainConfig(seed=seed, value_lr_k=rung["value_lr_k"], checkpoint_path=ckpt,
-                                 checkpoint_every=100, **spec["train"])
-                res = train_lm(model, train_ids, val_ids, tc, progress=progress, description=f"rung {index} s{seed}")
-                final = evaluate(model, val_ids, tc.batch_size, tc.seq_len, spec["final_eval_batches"], FINAL_EVAL_SEED)
-                return {"seed": seed, "final_val_loss": final, "tokens_per_s": res.tokens_per_s,
-                        "history": [{"step": h["step"], "val_loss": h["val_loss"]} for h in res.history]}
-            runs.append(store.get_or_run(f"rung{index:02d}_seed{seed}", job))
+                res = train_run(build(), splits, recipe, spec["train"], seed, ckpt, device, progress,
+                                f"rung {index} s{seed}")
+                res.update(seed=seed)
+                return res
+            runs.append(store.get_or_run(f"rung{index:02d}_seed{seed}", job, key))
         torch.manual_seed(0)
-        counts = model_parameter_counts(build())
-        finals = [r["final_val_loss"] for r in runs]
+        done = {r["seed"]: r for r in runs if r is not None}
         results.append({
             "rung": index, "name": rung["name"], "memory": rung["memory"], "wiring": rung["wiring"],
-            "value_lr_k": rung["value_lr_k"], "params": counts,
-            "val_loss": dict(zip(("mean", "std"), mean_std(finals))), "val_loss_per_seed": finals,
-            "tokens_per_s": mean_std([r["tokens_per_s"] for r in runs])[0], "runs": runs,
+            "value_lr_k": rung["value_lr_k"], "params": model_parameter_counts(build()),
+            "seeds": sorted(done), "test_loss_per_seed": [done[s]["test_loss"] for s in sorted(done)],
+            "test_loss": dict(zip(("mean", "std"), mean_std([done[s]["test_loss"] for s in sorted(done)])))
+            if done else None,
+            "tokens_trained": next(iter(done.values()))["tokens_trained"] if done else None,
+            "_by_seed": {s: done[s]["test_loss"] for s in done},
         })
     table = []
     for i, r in enumerate(results):
-        if i == 0:
-            deltas = [0.0] * len(seeds)
-        else:
-            deltas = [a - b for a, b in zip(r["val_loss_per_seed"], results[i - 1]["val_loss_per_seed"])]
-        total = [a - b for a, b in zip(r["val_loss_per_seed"], results[0]["val_loss_per_seed"])]
-        r["delta"] = dict(zip(("mean", "std"), mean_std(deltas)))
-        r["delta_per_seed"] = deltas
-        r["delta_from_pkm"] = dict(zip(("mean", "std"), mean_std(total)))
         r["paper_delta"] = PAPER_TABLE2["deltas"].get(r["name"])
-        table.append({"rung": i, "name": r["name"], "val_loss_mean": r["val_loss"]["mean"],
-                      "val_loss_std": r["val_loss"]["std"], "delta_mean": r["delta"]["mean"],
-                      "delta_std": r["delta"]["std"], "paper_delta": r["paper_delta"],
-                      "activated_params": r["params"]["activated"], "memory_params": r["params"]["memory_total"],
-                      "tokens_per_s": r["tokens_per_s"]})
+        prev = results[i - 1]["_by_seed"] if i else None
+        both = sorted(set(prev) & set(r["_by_seed"])) if prev is not None else []
+        r["delta"] = (paired_delta([r["_by_seed"][s] for s in both], [prev[s] for s in both])
+                      if len(both) >= 2 else None)
+        first = results[0]["_by_seed"]
+        both0 = sorted(set(first) & set(r["_by_seed"]))
+        r["delta_from_pkm"] = (paired_delta([r["_by_seed"][s] for s in both0], [first[s] for s in both0])
+                               if i and len(both0) >= 2 else None)
+        d = r["delta"] or {}
+        table.append({"rung": i, "name": r["name"], "test_loss_mean": (r["test_loss"] or {}).get("mean"),
+                      "test_loss_std": (r["test_loss"] or {}).get("std"), "delta_mean": d.get("mean"),
+                      "delta_se": d.get("se"), "resolved": d.get("resolved"), "seeds_needed": d.get("seeds_needed"),
+                      "paper_delta": r["paper_delta"], "activated_params": r["params"]["activated"],
+                      "memory_params": r["params"]["memory_total"], "seeds": len(r["seeds"]),
+                      "tokens_trained": r["tokens_trained"]})
+    for r in results:
+        r.pop("_by_seed")
     if progress:
         for row in table:
-            print(f"{row['rung']:>2} {row['name']:<36} {row['val_loss_mean']:.4f}  Δ {row['delta_mean']:+.4f} ± "
-                  f"{row['delta_std']:.4f}  (paper {row['paper_delta']:+.3f})")
+            if row["delta_mean"] is not None:
+                flag = "resolved" if row["resolved"] else f"unresolved, ~{row['seeds_needed']} seeds needed"
+                print(f"{row['rung']:>2} {row['name']:<36} {row['test_loss_mean']:.4f}  Δ {row['delta_mean']:+.4f} ± "
+                      f"{row['delta_se']:.4f} SE ({flag}; paper {row['paper_delta']:+.3f})")
     config = {k: v for k, v in spec.items() if k != "seeds"}
-    config["train"] = config_dict(TrainConfig(**spec["train"]))
-    config.update(value_lr_k=value_lr_k, conv_kernel=conv_kernel, vocab_size=tok.vocab_size,
-                  final_eval={"batches": spec["final_eval_batches"], "seed": FINAL_EVAL_SEED})
-    return publish(NAME, out, mode, seeds, config, note,
-                   {"rungs": results, "table": table, "paper_table2": PAPER_TABLE2}, table, store.skipped, t_start)
+    config.update(vocab_size=tok.vocab_size, single_wiring=SINGLE_WIRING, split_wiring=SPLIT_WIRING)
+    return publish(NAME, out, mode, seeds, config, spec.get("note"),
+                   {"rungs": results, "table": table, "paper_table2": PAPER_TABLE2}, table, store.skipped, t_start,
+                   device, store)

@@ -1,0 +1,131 @@
+"""The sizes and budgets of every chapter-11 experiment, at three scales.
+
+* ``quick`` — tiny models, a few steps: the tests run it (whole suite well under 2 minutes).
+* ``full`` — the CPU suite, sized for about 3 hours on 2 cores (one thread per process, two
+  processes): D = 64, 4 layers, 64-character windows, batch 16, 1.5–2.6 M characters per run.
+* ``gpu`` — ``--device cuda``: twice as wide (D = 128), ten times the characters per run (batch ×25,
+  steps ÷2.5: a small model on a GPU is bound by kernel launches, not by the batch);
+  :file:`scripts/gpu_experiments.sh` runs it as parallel shards on one GPU.
+
+A spec is plain data; :func:`experiment_spec` returns a private copy with ``steps`` / ``seeds``
+overrides applied and says which mode (``quick``, ``full``, ``gpu``, or ``custom`` when overridden)
+the result files are filed under.
+"""
+from __future__ import annotations
+
+import copy
+
+__all__ = ["SPECS", "SCALES", "experiment_spec"]
+
+SCALES = ("quick", "full", "gpu")
+
+_MODEL_FULL = dict(d_model=64, n_layers=4, n_heads=4, seq_len=64, key_dim=16, mem_heads=2, topm=8, n_experts=8)
+_MODEL_GPU = dict(_MODEL_FULL, d_model=128)
+_MODEL_QUICK = dict(d_model=32, n_layers=2, n_heads=2, seq_len=32, key_dim=8, mem_heads=2, topm=4, n_experts=4)
+
+
+def _train(steps, batch, seq, every, batches=8, final=64):
+    return dict(steps=steps, batch_size=batch, seq_len=seq, warmup_frac=0.02, eval_every=every,
+                eval_batches=batches, final_eval_batches=final)
+
+
+SPECS = {
+    "lm": {
+        "quick": dict(model=_MODEL_QUICK, train=_train(16, 8, 32, 8, 2, 4), lrs=(1e-3, 3e-3, 6e-3),
+                      num_values=2 * 16 ** 2, pkm_values=16 ** 2, seeds=(0, 1)),
+        "full": dict(model=_MODEL_FULL, train=_train(2500, 16, 64, 250), lrs=(1.5e-3, 3e-3, 6e-3),
+                     num_values=2 * 64 ** 2, pkm_values=64 ** 2, seeds=(0, 1, 2),
+                     note="CPU suite: D=64, 4 layers, 2500 steps x 16 x 64 = 2.56 M characters per run; "
+                          "lr sweep on seed 0, seeds 1-2 at the chosen lr"),
+        "gpu": dict(model=_MODEL_GPU, train=_train(1000, 400, 64, 200, 8, 64), lrs=(1.5e-3, 3e-3, 6e-3),
+                    num_values=2 * 128 ** 2, pkm_values=128 ** 2, seeds=(0, 1, 2),
+                    note="GPU suite: D=128, 4 layers, 1000 steps x 400 x 64 = 25.6 M characters per run"),
+    },
+    "scaling": {
+        "quick": dict(model=_MODEL_QUICK, train=_train(12, 8, 32, 6, 2, 4), lr=3e-3,
+                      num_values=(2 ** 6, 2 ** 7, 2 ** 8), families=("pkm", "ultramem_paper_k10"),
+                      references=("dense", "moe"), seeds=(0,)),
+        "full": dict(model=_MODEL_FULL, train=_train(2000, 16, 64, 500, 8, 64), lr=3e-3,
+                     num_values=tuple(2 ** k for k in range(8, 16)), families=("pkm", "ultramem_paper_k10"),
+                     references=("dense", "moe"), seeds=(0, 1),
+                     note="CPU suite: N = 2^8 .. 2^15 values, 2000 steps x 16 x 64 = 2.05 M characters per run, "
+                          "lr 3e-3 for every model, 2 seeds"),
+        "gpu": dict(model=_MODEL_GPU, train=_train(800, 400, 64, 200, 8, 64), lr=3e-3,
+                    num_values=tuple(2 ** k for k in range(10, 18)), families=("pkm", "ultramem_paper_k10"),
+                    references=("dense", "moe"), seeds=(0, 1),
+                    note="GPU suite: N = 2^10 .. 2^17, 800 steps x 400 x 64 = 20.5 M characters per run"),
+    },
+    "ladder": {
+        "quick": dict(model=dict(_MODEL_QUICK, n_layers=4), train=_train(10, 8, 32, 5, 2, 4), lr=3e-3,
+                      side=8, seeds=(0, 1), value_lr_k=10.0, conv_kernel=5),
+        "full": dict(model=_MODEL_FULL, train=_train(1500, 16, 64, 500, 8, 64), lr=3e-3, side=64,
+                     seeds=(0, 1, 2), value_lr_k=10.0, conv_kernel=5,
+                     note="CPU suite: PKM N = 64^2 values, 1500 steps x 16 x 64 = 1.54 M characters per rung "
+                          "and seed, 3 seeds"),
+        "gpu": dict(model=_MODEL_GPU, train=_train(600, 400, 64, 200, 8, 64), lr=3e-3, side=128,
+                    seeds=(0, 1, 2, 3), value_lr_k=10.0, conv_kernel=5,
+                    note="GPU suite: PKM N = 128^2, 600 steps x 400 x 64 = 15.4 M characters, 4 seeds"),
+    },
+    "facts": {
+        "quick": dict(model=dict(_MODEL_QUICK, seq_len=2, n_layers=2), num_subjects=(16, 64), num_relations=4,
+                      num_objects=16, steps=40, batch_size=64, lr=3e-3, num_values=2 ** 8,
+                      values_sweep=(2 ** 6, 2 ** 8), families=("dense", "moe", "pkm", "ultramem_paper_k10"),
+                      sweep_families=("pkm", "ultramem_paper_k10"), seeds=(0,)),
+        "full": dict(model=dict(_MODEL_FULL, d_model=32, n_layers=2, n_heads=2, seq_len=2, key_dim=8),
+                     num_subjects=(64, 256, 1024, 4096), num_relations=8, num_objects=32, steps=3000,
+                     batch_size=128, lr=3e-3, num_values=2 ** 14, values_sweep=tuple(2 ** k for k in range(8, 16, 2)),
+                     families=("dense", "moe", "pkm", "ultramem_paper_k10", "ultramem_released", "ultramem_ln"),
+                     sweep_families=("pkm", "ultramem_paper_k10"), seeds=(0, 1),
+                     note="CPU suite: 512 .. 32768 facts (5 bits each), 3000 steps x 128 facts, D=32, 2 layers"),
+        "gpu": dict(model=dict(_MODEL_GPU, d_model=64, n_layers=2, n_heads=2, seq_len=2, key_dim=16),
+                    num_subjects=(256, 1024, 4096, 16384), num_relations=8, num_objects=32, steps=1500,
+                    batch_size=2048, lr=3e-3, num_values=2 ** 16, values_sweep=tuple(2 ** k for k in range(10, 18, 2)),
+                    families=("dense", "moe", "pkm", "ultramem_paper_k10", "ultramem_released", "ultramem_ln"),
+                    sweep_families=("pkm", "ultramem_paper_k10"), seeds=(0, 1)),
+    },
+    "topology": {
+        "quick": dict(model=_MODEL_QUICK, train=_train(16, 8, 32, 8, 2, 4), lr=3e-3, num_values=16 ** 2,
+                      record_every=4, probe_tokens=64, strong_alpha=0.1, seeds=(0,)),
+        "full": dict(model=_MODEL_FULL, train=_train(2000, 16, 64, 500, 8, 64), lr=3e-3, num_values=64 ** 2,
+                     record_every=20, probe_tokens=512, strong_alpha=0.1, seeds=(0,),
+                     note="CPU suite: N = 64^2, 2000 steps x 16 x 64 = 2.05 M characters per run"),
+        "gpu": dict(model=_MODEL_GPU, train=_train(800, 400, 64, 200, 8, 64), lr=3e-3, num_values=128 ** 2,
+                    record_every=20, probe_tokens=1024, strong_alpha=0.1, seeds=(0, 1)),
+    },
+}
+
+
+def experiment_spec(name: str, quick: bool, scale: str | None, device: str, steps: int | None, seeds):
+    """(spec, mode, seeds) for experiment ``name``: the scale is ``quick`` if asked, else ``scale``, else
+    ``gpu`` on a CUDA device and ``full`` on the CPU. Overrides of steps or seeds file the results under
+    mode ``<scale>-custom`` so they never mix with the declared suite's runs."""
+    if name not in SPECS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
+    if scale is None:
+        scale = "quick" if quick else ("gpu" if str(device).startswith("cuda") else "full")
+    elif quick and scale != "quick":
+        raise ValueError(f"quick=True contradicts scale={scale!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    spec = copy.deepcopy(SPECS[name][scale])
+    mode = scale
+    if steps is not None:
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        if "train" in spec:
+            spec["train"]["steps"] = steps
+            spec["train"]["eval_every"] = max(1, min(spec["train"]["eval_every"], steps))
+        else:
+            spec["steps"] = steps
+        mode = f"{scale}-custom"
+    if seeds is not None:
+        seeds = tuple(seeds)
+        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+            raise ValueError(f"seeds must be non-negative ints, got {seeds!r}")
+        if seeds != tuple(spec["seeds"]):
+            mode = f"{scale}-custom"
+    else:
+        seeds = tuple(spec["seeds"])
+    if mode != scale:
+        spec.pop("note", None)
+    return spec, mode, seeds
