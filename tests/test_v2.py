@@ -148,3 +148,12 @@ def test_input_validation():
         UltraMemV2Layer(cfg, object(), 0)
     with pytest.raises(ValueError, match="layer_index"):
         UltraMemV2Layer(cfg, UltraMemV2Pool(cfg, 1), 1)
+
+
+def test_parameter_counts_without_building_match_the_built_layers():
+    cfg = UltraMemV2Config(16, num_heads=2, **SMALL)
+    layers = cfg.build_layers([(k, k) for k in range(3)])
+    counts = cfg.parameter_counts(3)
+    assert counts["pool"] == num_parameters(layers[0].pool)
+    assert counts["total"] == num_parameters(torch.nn.ModuleList(layers))
+    assert counts["activated"] == sum(layer.activated_parameters_per_token() for layer in layers)

@@ -156,7 +156,28 @@ def run_comparison(quick: bool = False, out: str | Path = "figures", models=MODE
     train_ids, val_ids = tok.encode(train_text), tok.encode(val_text)
     builders = model_builders(tok.vocab_size, spec)
     t_start = time.perf_counter()
-    results = {}
+    train = config_dict(TrainConfig(**spec["train"]))
+    payload = {
+        "experiment": "after_ultramem",
+        "status": "preliminary: small budget, CPU, few seeds",
+        "mode": "quick" if quick else "full",
+        "complete": False,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "command": "python -m ultramem_edu.after_ultramem" + (" --quick" if quick else ""),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "seeds": list(seeds),
+        "tokens_per_run": train["steps"] * train["batch_size"] * train["seq_len"],
+        "config": {"spec": json.loads(json.dumps(spec, default=list)), "train": train,
+                   "vocab_size": tok.vocab_size, "corpus": "kjv (ultramem_edu.data), character level"},
+        "resolution_rule": "a difference is called only when the seed ranges do not overlap and the gap "
+                           "exceeds twice its standard error",
+        "models": {},
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = payload["models"]
     for name in models:
         build, description = builders[name]
         runs = []
@@ -178,32 +199,13 @@ def run_comparison(quick: bool = False, out: str | Path = "figures", models=MODE
         if progress:
             print(f"{name:<12} activated {results[name]['params']['activated']:>8,} total "
                   f"{results[name]['params']['total']:>8,}  val {mean:.4f} ± {std:.4f}")
-    if "dense" in results:
-        base = results["dense"]["final_val_loss"]["per_seed"]
-        for r in results.values():
-            r["resolved_vs_dense"] = resolved_difference(r["final_val_loss"]["per_seed"], base)
-    train = config_dict(TrainConfig(**spec["train"]))
-    payload = {
-        "experiment": "after_ultramem",
-        "status": "preliminary: small budget, CPU, few seeds",
-        "mode": "quick" if quick else "full",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
-        "command": "python -m ultramem_edu.after_ultramem" + (" --quick" if quick else ""),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "seeds": list(seeds),
-        "tokens_per_run": train["steps"] * train["batch_size"] * train["seq_len"],
-        "config": {"spec": json.loads(json.dumps(spec, default=list)), "train": train,
-                   "vocab_size": tok.vocab_size, "corpus": "kjv (ultramem_edu.data), character level"},
-        "resolution_rule": "a difference is called only when the seed ranges do not overlap and the gap "
-                           "exceeds twice its standard error",
-        "models": results,
-        "wall_s": round(time.perf_counter() - t_start, 1),
-    }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "exp_after_ultramem.json").write_text(json.dumps(payload, indent=1) + "\n")
+        if "dense" in results:
+            base = results["dense"]["final_val_loss"]["per_seed"]
+            for r in results.values():
+                r["resolved_vs_dense"] = resolved_difference(r["final_val_loss"]["per_seed"], base)
+        payload["complete"] = len(results) == len(models)
+        payload["wall_s"] = round(time.perf_counter() - t_start, 1)
+        (out / "exp_after_ultramem.json").write_text(json.dumps(payload, indent=1) + "\n")  # after every model
     return payload
 
 

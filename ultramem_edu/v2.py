@@ -167,6 +167,19 @@ class UltraMemV2Config:
         """n' = key_expansion · √window."""
         return self.key_expansion * math.isqrt(self.window(num_memory_layers))
 
+    def parameter_counts(self, num_memory_layers: int) -> dict:
+        """Counted without building anything: {"pool", "per_layer", "total", "activated"} where
+        per_layer is one layer's own parameters (pool excluded), total = pool + L_mem·per_layer and
+        activated = L_mem·(per_layer + min(H·m, w)·(D_v + D_pre)), the rows a token reads."""
+        n_side, r = self.keys_per_side(num_memory_layers), self.tucker_rank
+        per_layer = (self.d_model * 2 * self.key_dim + 2 * self.key_dim + 2 * self.num_heads * r * n_side * self.key_dim
+                     + self.num_heads * self.num_cores * r * r + self.d_model * self.pre_value_dim
+                     + self.value_dim * self.d_model)
+        pool = self.pool_size(num_memory_layers) * (self.value_dim + self.pre_value_dim)
+        read = min(self.num_heads * self.topm, self.window(num_memory_layers)) * (self.value_dim + self.pre_value_dim)
+        return {"pool": pool, "per_layer": per_layer, "total": pool + num_memory_layers * per_layer,
+                "activated": num_memory_layers * (per_layer + read)}
+
     def build_layers(self, wiring) -> list["UltraMemV2Layer"]:
         """One layer per wiring pair, all reading the same :class:`UltraMemV2Pool` (used by
         :class:`~ultramem_edu.model.TransformerLM`). The pool is initialised by Eq. 26 with σ_s²
