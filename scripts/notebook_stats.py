@@ -24,6 +24,11 @@ import psutil
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kernel_poll  # noqa: E402  (a sibling module: a finished cell never waits for the timeout)
+
+kernel_poll.install()
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "figures" / "notebook_stats.json"
 BINDER_MEMORY_MIB = 1024  # the smaller of mybinder.org's usual limits
