@@ -14,8 +14,10 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import json
+import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ultramem_edu.kernels import value_lookup
+from ultramem_edu.kernels import bench, value_lookup
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -316,6 +318,46 @@ def test_benchmark_quick_mode_writes_results(tmp_path):
     assert rows and {r["pass"] for r in rows} == {"fwd", "fwd+bwd"}
     assert all(r["max_abs_err"] is not None and r["max_abs_err"] < 1e-4 for r in rows)
     assert (tmp_path / "kernel_bench.csv").read_text().count("\n") == len(rows) + 1
+    assert report["meta"]["complete"] and [t["target"] for t in report["meta"]["targets"]] == list(bench.TARGETS)
+
+
+def test_benchmark_targets_are_judged_on_the_worst_shape():
+    def row(passes, frac, bytes_, ebag=None, torch_=None):
+        return {"tokens": 1, "k": 1, "d_v": 1, "num_blocks": 1, "cores": 1, "dtype": "bfloat16", "pass": passes,
+                "frac_of_copy_bw": frac, "model_bytes": bytes_, "speedup_vs_embedding_bag": ebag,
+                "speedup_vs_torch": torch_}
+    big = bench.LARGE_BYTES
+    rows = [row("fwd", 0.85, big, 1.5, 3.0), row("fwd", 0.75, 2 * big, 1.2, 2.0),
+            row("fwd", 0.01, 1000, 0.9, 5.0),                     # decode size: no bandwidth target
+            row("fwd+bwd", 0.55, 3 * big, None, 1.1)]
+    got = {t["target"]: t for t in bench.evaluate_targets(rows)}
+    assert got["fwd_frac_of_copy"]["worst"] == 0.75 and got["fwd_frac_of_copy"]["met"] is False
+    assert got["fwd_frac_of_copy"]["shapes"] == 2
+    assert got["fwdbwd_frac_of_copy"]["met"] is True
+    assert got["speedup_vs_embedding_bag"]["worst"] == 0.9 and got["speedup_vs_embedding_bag"]["met"] is False
+    assert got["speedup_vs_torch"]["worst"] == 1.1 and got["speedup_vs_torch"]["met"] is True
+    assert bench.evaluate_targets([])[0]["met"] is None
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_runs_every_cpu_side_step(tmp_path):
+    # scripts/gpu_check.sh --dry-run: the GPU check's own logic (steps, budget, summary, packing for the
+    # device machine's $OUT) on a CPU, with the benchmarks in --quick form; nothing is measured.
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "GPU_CHECK_BUDGET_S": "300"}
+    env.pop("RESULTS_DIR", None)
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run"], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "DRY RUN" in summary
+    for step in ("pytest -m gpu", "kernel benchmark", "decode benchmark"):
+        assert re.search(rf"{step}\s+exit 0 ", summary), summary
+    assert "speedup_vs_embedding_bag" in summary           # the targets, printed from the saved results
+    with tarfile.open(tmp_path / "gpu_cpu-dry-run.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {f"cpu-dry-run/{f}" for f in ("kernel_bench.json", "kernel_bench.csv", "bench_decode_quick.json",
+                                         "summary.txt", "gpu_check.log")} <= names
+    assert "gpu_check: PASSED" in (tmp_path / "gpu_check.log").read_text()
 
 
 # ---------------------------------------------------------------- GPU only: compiled kernels

@@ -6,7 +6,8 @@
 
 Triton compiles for a GPU *target*, not for the GPU in the machine: ``triton.compile`` with
 ``GPUTarget("cuda", 90, 32)`` produces TTIR, TTGIR, LLVM IR, PTX and a cubin on a machine without
-one, and the ``ptxas`` bundled in the triton wheel reports registers, spills and shared memory.
+one, and the ``ptxas`` bundled in the triton wheel reports registers, spills and shared memory (its
+``-v`` log, from the very ptxas run that made the cubin, is captured).
 
 What a kernel compiles to depends on how Triton *specialises* it to its arguments: the JIT marks an
 integer argument (or a pointer's address) that is divisible by 16 with ``tt.divisibility = 16`` and
@@ -31,15 +32,16 @@ kernels' source, this module's source, the triton version and the variant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,35 +374,43 @@ def specialise(fn, args: tuple, kwargs: dict, arch: int):
     backend = make_backend(target)
     kwargs = dict(kwargs)
     kwargs["debug"] = kwargs.get("debug", jit.debug) or knobs.runtime.debug
-    kwargs["instrumentation_mode"] = knobs.compilation.instrumentation_mode
+    if hasattr(knobs.compilation, "instrumentation_mode"):     # set by JITFunction.run in triton >= 3.5
+        kwargs["instrumentation_mode"] = knobs.compilation.instrumentation_mode
     binder = create_function_from_signature(jit.signature, jit.params, backend)
     bound, specialization, options = binder(*args, **kwargs)
     options, signature, constexprs, attrs = jit._pack_args(backend, kwargs, bound, specialization, options)
     return jit, target, signature, constexprs, attrs, options
 
 
-def ptxas_report(ptx: str, arch: int) -> dict:
-    """Registers, spills, stack and shared memory from the wheel's ptxas, run as Triton runs it."""
-    from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
-
-    ptxas = get_ptxas(arch).path
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "k.ptx"
-        src.write_text(ptx)
-        cmd = [ptxas, "-lineinfo", "-v", "--regAllocOptLevel=2", f"--gpu-name={sm_arch_from_capability(arch)}",
-               str(src), "-o", str(Path(tmp) / "k.o")]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    log = res.stdout + res.stderr
-    if res.returncode:
-        raise RuntimeError(f"ptxas failed ({res.returncode}): {log.strip()}")
-
+def parse_ptxas_log(log: str) -> dict:
+    """Registers, spill bytes, stack frame and static shared memory from a ``ptxas -v`` log."""
     def num(pattern, default=None):
         m = re.search(pattern, log)
         return int(m.group(1)) if m else default
 
-    return {"registers": num(r"Used (\d+) registers"), "spill_stores": num(r"(\d+) bytes spill stores"),
-            "spill_loads": num(r"(\d+) bytes spill loads"), "stack_frame": num(r"(\d+) bytes stack frame"),
-            "ptxas_smem": num(r"(\d+) bytes smem", 0), "ptxas_log": log.strip()}
+    report = {"registers": num(r"Used (\d+) registers"), "spill_stores": num(r"(\d+) bytes spill stores"),
+              "spill_loads": num(r"(\d+) bytes spill loads"), "stack_frame": num(r"(\d+) bytes stack frame"),
+              "ptxas_smem": num(r"(\d+) bytes smem", 0), "ptxas_log": log.strip()}
+    missing = [k for k in ("registers", "spill_stores", "spill_loads") if report[k] is None]
+    if missing:
+        raise RuntimeError(f"no {', '.join(missing)} in the ptxas log: {log.strip()[:2000]!r}")
+    return report
+
+
+def compile_with_ptxas_log(src, target, options: dict):
+    """``triton.compile`` with Triton's own ``ptxas -v`` log (its flags, its ptxas): the build is forced
+    (TRITON_ALWAYS_COMPILE) so the log exists even where Triton's cache has the kernel, and the log,
+    which Triton prints with TRITON_DUMP_PTXAS_LOG, is captured. Returns (compiled kernel, log)."""
+    import triton
+    from triton import knobs
+
+    buf = io.StringIO()
+    with knobs.compilation.scope(), knobs.nvidia.scope():
+        knobs.compilation.always_compile = True
+        knobs.nvidia.dump_ptxas_log = True
+        with contextlib.redirect_stdout(buf):
+            compiled = triton.compile(src, target=target, options=options)
+    return compiled, buf.getvalue()
 
 
 def _row_tensors(args: tuple, fn, d_v: int) -> list[str]:
@@ -434,14 +444,14 @@ def compile_variant(variant: Variant, keep_ptx: bool = True) -> dict:
     try:
         from triton.compiler import ASTSource
 
-        compiled = triton.compile(ASTSource(jit, signature, constexprs, attrs), target=target,
-                                  options=options.__dict__)
+        compiled, log = compile_with_ptxas_log(ASTSource(jit, signature, constexprs, attrs), target,
+                                               options.__dict__)
     except Exception as e:  # noqa: BLE001 - a compile error is a result to report
         report.update(ok=False, error=f"{type(e).__name__}: {str(e).strip()}")
         return report
     ptx = compiled.asm["ptx"]
     report.update(ok=True, error=None, num_warps=compiled.metadata.num_warps, shared=compiled.metadata.shared)
-    report.update(ptxas_report(ptx, variant.arch))
+    report.update(parse_ptxas_log(log))
     report["occupancy"] = occupancy(report["registers"], report["shared"], report["num_warps"], variant.arch)
     runtime_params = [n for n in names if signature[n] != "constexpr"]
     report["ptx_params"] = runtime_params
