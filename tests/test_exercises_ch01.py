@@ -52,3 +52,50 @@ def test_attention_scale_rejects_the_default_and_others():
         ch01.check_attention_scale(2.0)
     with pytest.raises(AssertionError, match="finite"):
         ch01.check_attention_scale(float("nan"))
+
+
+# --- coding exercise: topm_read --------------------------------------------------------------
+
+
+def _read(query, keys, values, m, weights_of, pick=lambda s, m: s.topk(m, dim=-1)):
+    top, idx = pick(query @ keys.T, m)
+    return (weights_of(top).unsqueeze(-1) * values[idx]).sum(1)
+
+
+def _threshold_read(query, keys, values, m, softmax=True):
+    scores = query @ keys.T
+    kth = scores.topk(m, dim=-1).values[:, -1:]
+    if softmax:
+        return torch.where(scores >= kth, scores, float("-inf")).softmax(-1) @ values
+    return torch.where(scores >= kth, scores, 0.0) @ values
+
+
+WRONG_TOPM_READS = [
+    (lambda q, k, v, m, softmax=True: _read(q, k, v, m, lambda s: s), "softmax of the m selected"),
+    (lambda q, k, v, m, softmax=True: _read(q, k, v, m, lambda s: s.softmax(-1) if not softmax else s.softmax(-1)),
+     "no softmax"),
+    (lambda q, k, v, m, softmax=True: (q @ k.T).softmax(-1).gather(-1, (q @ k.T).topk(m, -1).indices)
+     .unsqueeze(-1).mul(v[(q @ k.T).topk(m, -1).indices]).sum(1), "over all N scores"),
+    (lambda q, k, v, m, softmax=True: _read(q / k.shape[1] ** 0.5, k, v, m,
+                                            (lambda s: s.softmax(-1)) if softmax else (lambda s: s)), "1/√D_k"),
+    (lambda q, k, v, m, softmax=True: _read(q, k, v, m, (lambda s: s.softmax(-1)) if softmax else (lambda s: s),
+                                            pick=lambda s, m: s.topk(m, dim=-1, largest=False)), "smallest"),
+    (lambda q, k, v, m, softmax=True: _read(q, k, v, m, (lambda s: s.softmax(-1)) if softmax else (lambda s: s),
+                                            pick=lambda s, m: (s.gather(-1, s.abs().topk(m, -1).indices),
+                                                               s.abs().topk(m, -1).indices)), r"\|score\|"),
+    (_threshold_read, "threshold"),
+    (lambda q, k, v, m, softmax=True: ch01.topm_read(q, k, v, m, softmax)[:, None], "wrong shape"),
+    (lambda q, k, v, m, softmax=True: ch01.topm_read(q, k, v, m, softmax).tolist(), "torch.Tensor"),
+    (lambda q, k, v, m, softmax=True: q @ k.T @ v, "raised RuntimeError|differs"),
+]
+
+
+def test_topm_read_passes_the_solution(capsys):
+    ch01.check_topm_read(ch01.topm_read)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong,hint", WRONG_TOPM_READS)
+def test_topm_read_catches_typical_mistakes(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ch01.check_topm_read(wrong)

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from ultramem_edu.exercises import ch02
 
@@ -39,3 +40,53 @@ def test_counterexample_rejects_non_counterexamples(row, col, m, hint):
 def test_pkm_cost_rejects_wrong_answers(pk, dense, hint):
     with pytest.raises(AssertionError, match=hint):
         ch02.check_pkm_cost(pk, dense)
+
+
+# --- coding exercise: product_key_topm --------------------------------------------------------
+
+
+def _two_stage(address="row-major", sort=True, stage2=True, dtype=None):
+    def product_key_topm(row, col, m):
+        n_r, n_c = row.shape[-1], col.shape[-1]
+        top_row, row_idx = row.topk(m, -1)
+        top_col, col_idx = col.topk(m, -1)
+        if not stage2:
+            return top_row + top_col, row_idx * n_c + col_idx
+        scores, flat = (top_row[:, :, None] + top_col[:, None, :]).flatten(1).topk(m, -1)
+        i, j = row_idx.gather(-1, flat // m), col_idx.gather(-1, flat % m)
+        idx = {"row-major": i * n_c + j, "n_r": i * n_r + j, "column-major": j * n_r + i, "swapped": j * n_c + i,
+               "flat": flat, "split": row_idx.gather(-1, flat % m) * n_c + col_idx.gather(-1, flat // m)}[address]
+        if not sort:
+            scores, idx = scores.flip(-1), idx.flip(-1)
+        return scores, idx if dtype is None else idx.to(dtype)
+    return product_key_topm
+
+
+WRONG_PRODUCT_KEY_TOPMS = [
+    (_two_stage("n_r"), "multiplied the row by n_r"),
+    (_two_stage("column-major"), "column-major"),
+    (_two_stage("swapped"), "swapped|column-major"),
+    (_two_stage("flat"), "positions among the m × m candidates"),
+    (_two_stage("split"), r"\(row slot, column slot\)"),
+    (_two_stage(sort=False), "wrong order"),
+    (_two_stage(stage2=False), "not the m best cells"),
+    (_two_stage(dtype=torch.float32), "must be integers"),
+    (lambda row, col, m: _two_stage()(row, col, m)[0], "return a pair"),
+    (lambda row, col, m: (torch.zeros(row.shape[0], m), torch.zeros(row.shape[0], m * m, dtype=torch.long)),
+     "wrong shape"),
+    (lambda row, col, m: (lambda s, i: (s, i.clone().fill_(0) + i[:, :1]))(*_two_stage()(row, col, m)), "twice"),
+]
+
+
+def test_product_key_topm_passes_the_solution_and_the_package(capsys):
+    from ultramem_edu.product_keys import product_key_topm
+
+    ch02.check_product_key_topm(ch02.product_key_topm)
+    ch02.check_product_key_topm(product_key_topm)
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+@pytest.mark.parametrize("wrong,hint", WRONG_PRODUCT_KEY_TOPMS)
+def test_product_key_topm_catches_typical_mistakes(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ch02.check_product_key_topm(wrong)

@@ -35,3 +35,30 @@ def test_query_weights_rejects_wrong_answers(per_head, shared, hint):
 def test_value_lr_halfway_rejects_wrong_answers(answer, k, hint):
     with pytest.raises(AssertionError, match=hint):
         ch03.check_value_lr_halfway(answer, k=k)
+
+
+# --- coding exercise: value_lr_multiplier -----------------------------------------------------
+
+
+def test_value_lr_multiplier_passes_the_solution_and_the_layer(capsys):
+    from ultramem_edu.layer import value_lr_multiplier
+
+    ch03.check_value_lr_multiplier(ch03.value_lr_multiplier)
+    ch03.check_value_lr_multiplier(value_lr_multiplier)
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+@pytest.mark.parametrize(
+    "wrong,hint",
+    [
+        (lambda step, T, k: k * max(0.0, 1 - step / T), "not to 0"),
+        (lambda step, T, k: 1 + (k - 1) * (1 - step / T), "clamp"),
+        (lambda step, T, k: 1 + (k - 1) * min(1.0, step / T), "backwards"),
+        (lambda step, T, k: k, "stays at k"),
+        (lambda step, T, k: 1 + (k - 1) * max(0.0, 1 - step / (2 * T)), "expected"),
+        (lambda step, T, k: "fast", "return a number"),
+    ],
+)
+def test_value_lr_multiplier_catches_typical_mistakes(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ch03.check_value_lr_multiplier(wrong)

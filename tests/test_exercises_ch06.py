@@ -43,3 +43,42 @@ def test_block_and_row_rejects_wrong_answers():
 def test_projection_flops_rejects_wrong_answers(naive, efficient, hint):
     with pytest.raises(AssertionError, match=hint):
         ch06.check_projection_flops(naive, efficient)
+
+
+# --- coding exercise: ive_lookup --------------------------------------------------------------
+
+import torch  # noqa: E402
+
+from ultramem_edu.ive import ive_lookup as package_ive_lookup  # noqa: E402
+from ultramem_edu.ive import ive_lookup_reference  # noqa: E402
+
+
+def _pool(values, projectors, indices, scores, block, row):
+    n, d_v = values.shape
+    pooled = values.new_zeros(indices.shape[0], projectors.shape[0], d_v)
+    pooled.scatter_add_(1, block.unsqueeze(-1).expand(-1, -1, d_v), values[row] * scores.unsqueeze(-1))
+    return torch.einsum("bed,edo->bo", pooled, projectors)
+
+
+WRONG_IVE_LOOKUPS = [
+    (ive_lookup_reference, "as large as the virtual table"),
+    (lambda v, P, i, s: _pool(v, P, i, s, i % P.shape[0], i // P.shape[0]), "swapped"),
+    (lambda v, P, i, s: _pool(v, P, i, torch.ones_like(s), i // v.shape[0], i % v.shape[0]), "not weighted"),
+    (lambda v, P, i, s: _pool(v, P[:1].expand_as(P), i, s, i // v.shape[0], i % v.shape[0]), "projectors\\[0\\]"),
+    (lambda v, P, i, s: (v[i % v.shape[0]] * s.unsqueeze(-1)).sum(1) @ P.sum(0), "pooled over all blocks"),
+    (ch06._first_hit_only, "overwrite each other"),
+    (lambda v, P, i, s: _pool(v, P, i, s, i // v.shape[0], i), "raised IndexError"),
+    (lambda v, P, i, s: _pool(v, P, i, s, i // v.shape[0], i % v.shape[0])[:, None], "wrong shape"),
+]
+
+
+def test_ive_lookup_passes_the_solution_and_the_package(capsys):
+    ch06.check_ive_lookup(ch06.ive_lookup)
+    ch06.check_ive_lookup(package_ive_lookup)
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+@pytest.mark.parametrize("wrong,hint", WRONG_IVE_LOOKUPS)
+def test_ive_lookup_catches_typical_mistakes(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ch06.check_ive_lookup(wrong)

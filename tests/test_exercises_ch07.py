@@ -32,3 +32,45 @@ def test_equal_cores_factor_rejects_wrong_answers(factor, hint):
 def test_core_parameters_rejects_wrong_answers(total, added, hint):
     with pytest.raises(AssertionError, match=hint):
         ch07.check_core_parameters(total, added)
+
+
+# --- coding exercise: mcs_pool ----------------------------------------------------------------
+
+import torch  # noqa: E402
+
+from ultramem_edu.kernels.reference import value_lookup_reference  # noqa: E402
+from ultramem_edu.mcs import mcs_pool as package_mcs_pool  # noqa: E402
+from ultramem_edu.mcs import mcs_pool_reference  # noqa: E402
+
+
+def _interleaved(values, indices, core_scores, num_blocks=1):
+    n, d_v = values.shape
+    b, k, h = core_scores.shape
+    rows = values[indices % n].view(b, k, d_v // h, h) * core_scores.unsqueeze(-2)   # column t*h + c -> core c
+    out = values.new_zeros(b, num_blocks, d_v)
+    return out.scatter_add_(1, (indices // n).unsqueeze(-1).expand(-1, -1, d_v), rows.reshape(b, k, d_v))
+
+
+@pytest.mark.parametrize(
+    "wrong,hint",
+    [
+        (lambda v, i, c, num_blocks=1: value_lookup_reference(v, i, c.sum(-1, keepdim=True), num_blocks), "summed score"),
+        (_interleaved, "contiguous columns"),
+        (lambda v, i, c, num_blocks=1: value_lookup_reference(v, i, c.flip(-1), num_blocks), "reverse order"),
+        (lambda v, i, c, num_blocks=1: torch.nn.functional.pad(
+            value_lookup_reference(v, i % v.shape[0], c, 1), (0, 0, 0, num_blocks - 1)), "block 0"),
+        (ch07._one_hit_per_block, "overwrite each other"),
+        (lambda v, i, c, num_blocks=1: value_lookup_reference(v, i, c, num_blocks)[:, 0], "keep the block dimension"),
+        (lambda v, i, c, num_blocks=1: value_lookup_reference(v, i, c, num_blocks) * 2, "differs"),
+    ],
+)
+def test_mcs_pool_catches_typical_mistakes(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ch07.check_mcs_pool(wrong)
+
+
+def test_mcs_pool_passes_the_solution_and_the_package(capsys):
+    ch07.check_mcs_pool(ch07.mcs_pool)
+    ch07.check_mcs_pool(package_mcs_pool)
+    ch07.check_mcs_pool(mcs_pool_reference)
+    assert capsys.readouterr().out.count("Correct") == 3

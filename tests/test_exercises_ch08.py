@@ -36,3 +36,46 @@ def test_ln_scale_rejects_wrong_answers(g_tucker, g_additive, hint):
 def test_topm_mean_rejects_wrong_answers(estimate, hint):
     with pytest.raises(AssertionError, match=hint):
         ch08.check_topm_mean(estimate)
+
+
+# --- coding exercise: topm_mean_monte_carlo ---------------------------------------------------
+
+from ultramem_edu.init import topm_mean_of_normals  # noqa: E402
+
+
+def _estimator(kind):
+    def topm_mean_monte_carlo(n, m, samples, generator):
+        draws = torch.randn(samples, n, generator=generator, dtype=torch.float64)
+        per_set = {
+            "std": lambda: draws.topk(m, -1).values.mean(-1),
+            "smallest": lambda: draws.topk(m, -1, largest=False).values.mean(-1),
+            "axis": lambda: draws.topk(m, 0).values.mean(0),
+            "abs": lambda: draws.abs().topk(m, -1).values.mean(-1),
+            "mth": lambda: draws.topk(m, -1).values[:, -1],
+        }[kind]()
+        se = per_set.std() if kind == "std" else per_set.std() / math.sqrt(per_set.numel())
+        return float(per_set.mean()), float(se)
+    return topm_mean_monte_carlo
+
+
+@pytest.mark.parametrize(
+    "wrong,hint",
+    [
+        (_estimator("std"), "divide by √samples"),
+        (_estimator("smallest"), "smallest"),
+        (_estimator("axis"), "within each set"),
+        (_estimator("abs"), "absolute values"),
+        (_estimator("mth"), "more than 5 standard errors"),
+        (lambda n, m, samples, generator: (math.sqrt(2 * math.log(n / m)) if m < n else 0.0, 0.01), "guide|standard error"),
+        (lambda n, m, samples, generator: 1.0, "return a pair"),
+    ],
+)
+def test_topm_mean_monte_carlo_catches_typical_mistakes(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ch08.check_topm_mean_monte_carlo(wrong)
+
+
+def test_topm_mean_monte_carlo_passes_the_solution_and_the_package(capsys):
+    ch08.check_topm_mean_monte_carlo(ch08.topm_mean_monte_carlo)
+    ch08.check_topm_mean_monte_carlo(lambda n, m, samples, generator: topm_mean_of_normals(n, m, samples, generator))
+    assert capsys.readouterr().out.count("Correct") == 2

@@ -8,8 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from ..memory import TopMMemory, memory_read
+from ._grading import call, diagnose, expect_tensor, register
 
-__all__ = ["check_scoring_flops", "check_topm_activation", "check_attention_scale"]
+__all__ = [
+    "check_scoring_flops", "check_topm_activation", "check_attention_scale",
+    "TOPM_READ_STUB", "topm_read", "check_topm_read",
+]
 
 
 def _close(answer: float, expected: float, rel: float = 0.01) -> bool:
@@ -86,3 +90,106 @@ def check_attention_scale(scale: float) -> None:
     if not torch.allclose(memory, attention, atol=1e-5):
         raise AssertionError("memory_read computes softmax(q·Kᵀ) with no factor in front of the scores.")
     print("Correct: with scale=1, attention's read is memory_read with σ = softmax over the context's keys.")
+
+
+# --- Coding exercise: the top-m memory read ---------------------------------------------------
+
+TOPM_READ_STUB = '''
+def topm_read(query, keys, values, m, softmax=True):
+    """Read a large memory through its m best keys.
+
+    Args:
+        query: (B, D_k) float.
+        keys: (N, D_k) float.
+        values: (N, D_v) float.
+        m: 1 <= m <= N, keys kept per query.
+        softmax: True: the m selected scores are turned into weights by a softmax over those m
+            scores only; False: the raw selected scores are the weights.
+
+    Returns:
+        (B, D_v): sum over the m keys with the largest scores q·K[i] of weight_i * values[i].
+    """
+    raise NotImplementedError("Exercise: write topm_read")
+'''
+
+
+def topm_read(query, keys, values, m, softmax=True):
+    """The solution: score all N keys, keep the m largest, weight their value rows."""
+    top, idx = (query @ keys.T).topk(m, dim=-1)                        # (B, m), (B, m)
+    weights = top.softmax(-1) if softmax else top
+    return (weights.unsqueeze(-1) * values[idx]).sum(1)                # (B, m, D_v) -> (B, D_v)
+
+
+def _topm_read_mistakes(query, keys, values, m, softmax):
+    """What the typical wrong versions of topm_read return on these inputs."""
+    scores = query @ keys.T                                            # (B, N)
+    top, idx = scores.topk(m, dim=-1)
+
+    def read(w, i=idx):
+        return (w.unsqueeze(-1) * values[i]).sum(1)
+
+    kth = top[:, -1:]
+    mask = scores >= kth
+    yield (lambda: read(top) if softmax else read(top.softmax(-1))), (
+        "the weights are the softmax of the m selected scores" if softmax
+        else "with softmax=False the raw selected scores are the weights: no softmax")
+    yield (lambda: scores.softmax(-1).gather(-1, idx).unsqueeze(-1).mul(values[idx]).sum(1)), (
+        "you took the softmax over all N scores and then kept m of them; the softmax runs over the m "
+        "selected scores only, so the weights sum to 1")
+    yield (lambda: read(top / keys.shape[1] ** 0.5 if not softmax else (top / keys.shape[1] ** 0.5).softmax(-1))), (
+        "the memory read does not scale the scores by 1/√D_k")
+    low, low_idx = scores.topk(m, dim=-1, largest=False)
+    yield (lambda: read(low.softmax(-1) if softmax else low, low_idx)), (
+        "you kept the m *smallest* scores; keep the largest (topk's default)")
+    absolute = scores.abs().topk(m, dim=-1).indices
+    yield (lambda: read(scores.gather(-1, absolute).softmax(-1) if softmax else scores.gather(-1, absolute), absolute)), (
+        "you ranked the keys by |score|; a very negative score is a bad match, not a good one")
+    masked = torch.where(mask, scores, torch.full_like(scores, float("-inf")))
+    weights = masked.softmax(-1) if softmax else torch.where(mask, scores, torch.zeros_like(scores))
+    yield (lambda: weights @ values), (
+        "with tied scores a threshold (scores >= the m-th largest) keeps more than m keys; keep exactly "
+        "the m indices that topk returns")
+
+
+def check_topm_read(topm_read_fn) -> None:
+    """Compare the reader's ``topm_read`` with the solution on random and edge-case memories."""
+    g = torch.Generator().manual_seed(11)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    q, k, v = rand(4, 8), rand(30, 8), rand(30, 5)
+    tie_keys = rand(12, 6)
+    tie_keys[5] = tie_keys[3]                       # keys 3 and 5 tie for every query
+    tie_values = rand(12, 3)
+    tie_values[5] = tie_values[3]
+    tie_q = rand(3, 6)
+    order = (tie_q @ tie_keys.T).argsort(-1, descending=True)
+    m_tie = []                                       # the m at which the tied pair straddles the cut
+    for b in range(3):
+        pos = sorted(int((order[b] == i).nonzero()) for i in (3, 5))
+        m_tie.append(pos[0] + 1)
+    neg_q = rand(3, 6).abs()
+    neg_k = -rand(20, 6).abs()                     # every score is negative
+    cases = [
+        ("random, softmax", (q, k, v, 4, True)),
+        ("random, no softmax", (q, k, v, 4, False)),
+        ("m = 1", (q, k, v, 1, True)),
+        ("m = N", (q[:2], k[:7], v[:7], 7, True)),
+        ("all scores negative", (neg_q, neg_k, rand(20, 4), 3, False)),
+        ("all scores negative, softmax", (neg_q, neg_k, rand(20, 4), 3, True)),
+        ("B = 1, D_v = 1", (q[:1], k, v[:, :1], 5, True)),
+    ]
+    cases += [(f"tied scores at the cut (query {b})", (tie_q[b:b + 1], tie_keys, tie_values, m_tie[b], False))
+              for b in range(3)]
+    for case, (query, keys, values, m, softmax) in cases:
+        out = call(topm_read_fn, case, query.clone(), keys.clone(), values.clone(), m, softmax=softmax)
+        expect_tensor(out, (query.shape[0], values.shape[1]), case, "the output", "(B, D_v)")
+        expected = topm_read(query, keys, values, m, softmax)
+        diagnose(case, out, expected, _topm_read_mistakes(query, keys, values, m, softmax),
+                 "the output differs from Σ over the m best keys of weight × value row")
+    print(f"Correct: topm_read matches the reference on {len(cases)} cases "
+          "(softmax or not, m = 1, m = N, negative scores, ties).")
+
+
+register(1, TOPM_READ_STUB, topm_read, check_topm_read)

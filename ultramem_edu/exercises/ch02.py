@@ -6,7 +6,12 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["check_signed_product_counterexample", "check_pkm_cost"]
+from ._grading import call, close, expect_tensor, fail, register
+
+__all__ = [
+    "check_signed_product_counterexample", "check_pkm_cost",
+    "PRODUCT_KEY_TOPM_STUB", "product_key_topm", "check_product_key_topm",
+]
 
 
 def _close(answer: float, expected: float, rel: float = 0.01) -> bool:
@@ -84,3 +89,114 @@ def check_pkm_cost(product_keys: float, dense: float, n: int = 512, m: int = 32,
         raise AssertionError(f"Not quite: a dense memory scores all n² = {n * n} keys of width D_k = {key_dim}.")
     print(f"Correct: product keys {expected_pk:,} FLOPs, dense {expected_dense:,} FLOPs — "
           f"{expected_dense / expected_pk:.0f}× less for the same {n * n:,} values.")
+
+
+# --- Coding exercise: the two-stage product-key top-m -----------------------------------------
+
+PRODUCT_KEY_TOPM_STUB = '''
+def product_key_topm(row_scores, col_scores, m):
+    """The exact top-m of the grid s(i, j) = row_scores[:, i] + col_scores[:, j], in two stages.
+
+    Stage 1: the m best rows and the m best columns. Stage 2: the m best of the m × m candidate sums.
+
+    Args:
+        row_scores: (B, n_r) float.
+        col_scores: (B, n_c) float.
+        m: 1 <= m <= min(n_r, n_c).
+
+    Returns:
+        scores: (B, m) float, the m best grid scores, sorted descending.
+        indices: (B, m) int64, their addresses i * n_c + j (row-major on the n_r × n_c grid).
+    """
+    raise NotImplementedError("Exercise: write product_key_topm")
+'''
+
+
+def product_key_topm(row_scores, col_scores, m):
+    """The solution: two small top-m's, then the top-m of the m × m candidate sums."""
+    n_c = col_scores.shape[-1]
+    top_row, row_idx = row_scores.topk(m, dim=-1)                      # (B, m)
+    top_col, col_idx = col_scores.topk(m, dim=-1)                      # (B, m)
+    candidates = (top_row[:, :, None] + top_col[:, None, :]).flatten(1)  # (B, m*m)
+    scores, flat = candidates.topk(m, dim=-1)                          # (B, m)
+    i = row_idx.gather(-1, flat // m)
+    j = col_idx.gather(-1, flat % m)
+    return scores, i * n_c + j
+
+
+def _same_sets(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a.sort(-1).values, b.sort(-1).values)
+
+
+def _address_mistakes(row, col, m):
+    """(addresses, message) for the typical address bugs, computed from the correct (i, j)."""
+    n_r, n_c = row.shape[-1], col.shape[-1]
+    _, row_idx = row.topk(m, dim=-1)
+    _, col_idx = col.topk(m, dim=-1)
+    _, flat = (row.gather(-1, row_idx)[:, :, None] + col.gather(-1, col_idx)[:, None, :]).flatten(1).topk(m, dim=-1)
+    i, j = row_idx.gather(-1, flat // m), col_idx.gather(-1, flat % m)
+    yield i * n_r + j, ("off in the address: you multiplied the row by n_r; the address is i * n_c + j "
+                        "(each row of the grid has n_c cells)")
+    yield j * n_r + i, "the address is row-major, i * n_c + j, not column-major j * n_r + i"
+    yield j * n_c + i, "rows and columns are swapped: i comes from row_scores, j from col_scores"
+    yield flat, ("these are positions among the m × m candidates; map them back to the grid: "
+                 "i = row_idx[flat // m], j = col_idx[flat % m], address i * n_c + j")
+    yield row_idx.gather(-1, flat % m) * n_c + col_idx.gather(-1, flat // m), (
+        "the candidate position flat splits as (flat // m, flat % m) = (row slot, column slot)")
+
+
+def check_product_key_topm(product_key_topm_fn) -> None:
+    """Compare the reader's two-stage search with brute force on random and edge-case grids.
+
+    Checked per case: two (B, m) tensors, integer addresses in range and distinct, scores sorted
+    descending, each score equal to the grid score at its address, and the m scores equal to the
+    m best of the whole grid (compared as scores, so that any order among ties passes).
+    """
+    g = torch.Generator().manual_seed(22)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    ties = torch.randint(-3, 4, (3, 12), generator=g).double()
+    cases = [
+        ("random, square grid", rand(4, 10), rand(4, 10), 4),
+        ("ragged grid, n_r = 5, n_c = 9", rand(3, 5), rand(3, 9), 3),
+        ("ragged grid, n_r = 9, n_c = 5", rand(3, 9), rand(3, 5), 3),
+        ("m = 1", rand(4, 8), rand(4, 8), 1),
+        ("m = min(n_r, n_c)", rand(2, 6), rand(2, 7), 6),
+        ("negative scores", -rand(3, 8).abs() - 1, -rand(3, 8).abs() - 1, 4),
+        ("many ties (integer scores)", ties[:, :6], ties[:, 6:], 5),
+    ]
+    for case, row, col, m in cases:
+        out = call(product_key_topm_fn, case, row.clone(), col.clone(), m)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise AssertionError(f"On the case '{case}': return a pair (scores, indices), got {type(out).__name__}.")
+        scores, indices = out
+        b, n_r, n_c = row.shape[0], row.shape[1], col.shape[1]
+        expect_tensor(scores, (b, m), case, "scores", "(B, m)")
+        expect_tensor(indices, (b, m), case, "indices", "(B, m)")
+        if indices.is_floating_point() or indices.dtype == torch.bool:
+            fail(case, f"indices must be integers (int64, as topk returns), got {indices.dtype}.")
+        idx = indices.long()
+        for wrong, message in _address_mistakes(row, col, m):
+            if _same_sets(idx, wrong) and not _same_sets(wrong, product_key_topm(row, col, m)[1]):
+                fail(case, message)
+        if bool((idx < 0).any() or (idx >= n_r * n_c).any()):
+            fail(case, f"addresses must lie in [0, n_r * n_c) = [0, {n_r * n_c}), got {idx.min()}..{idx.max()}.")
+        if any(len(set(r.tolist())) != m for r in idx):
+            fail(case, "an address appears twice in a row: the m results must be m different cells.")
+        grid = (row[:, :, None] + col[:, None, :]).flatten(1)          # (B, n_r*n_c)
+        if not close(scores, grid.gather(-1, idx)):
+            fail(case, "the score you return at an address is not row_scores[i] + col_scores[j] there, "
+                       "with i = address // n_c, j = address % n_c.")
+        if not bool((scores[:, 1:] <= scores[:, :-1]).all()):
+            fail(case, "wrong order: sort the m scores descending (topk does).")
+        best = grid.topk(m, dim=-1).values
+        if not close(scores, best):
+            fail(case, "these are not the m best cells of the grid; stage 1 keeps the m best rows and the m "
+                       "best columns, stage 2 the m best of their m × m sums.")
+    print(f"Correct: product_key_topm finds the exact top-m on {len(cases)} cases "
+          "(ragged grids, m = 1, m = min(n_r, n_c), negative scores, ties).")
+
+
+register(2, PRODUCT_KEY_TOPM_STUB, product_key_topm, check_product_key_topm)

@@ -4,9 +4,14 @@ from __future__ import annotations
 import math
 
 from ..ive import keys_per_side
-from ..layer import UltraMemConfig, UltraMemLayer, value_lr_multiplier
+from ..layer import UltraMemConfig, UltraMemLayer
+from ..layer import value_lr_multiplier as _reference_multiplier
+from ._grading import call, fail, register
 
-__all__ = ["check_keys_per_side", "check_query_weights", "check_value_lr_halfway"]
+__all__ = [
+    "check_keys_per_side", "check_query_weights", "check_value_lr_halfway",
+    "VALUE_LR_MULTIPLIER_STUB", "value_lr_multiplier", "check_value_lr_multiplier",
+]
 
 
 def check_keys_per_side(answer: int, num_values: int = 2**20, expansion: int = 4) -> None:
@@ -50,9 +55,64 @@ def check_query_weights(per_head: int, shared: int, d_model: int = 64, key_dim: 
 
 def check_value_lr_halfway(answer: float, k: float = 10.0) -> None:
     """Exercise 3: the value learning-rate multiplier halfway through the decay (step = T/2)."""
-    expected = value_lr_multiplier(50, 100, k)
+    expected = _reference_multiplier(50, 100, k)
     if math.isclose(answer, k / 2):
         raise AssertionError("The multiplier decays from k to 1, not to 0: halfway is the mean of k and 1.")
     if not math.isclose(answer, expected, rel_tol=1e-6):
         raise AssertionError(f"Not quite: evaluate 1 + (k − 1)·(1 − step/T) at step/T = 1/2 with k = {k:g}.")
     print(f"Correct: {expected:g}× the base learning rate halfway (k = {k:g}).")
+
+
+# --- Coding exercise: the value learning-rate multiplier --------------------------------------
+
+VALUE_LR_MULTIPLIER_STUB = '''
+def value_lr_multiplier(step, total_steps, k):
+    """The factor on the value table's learning rate at optimiser step ``step``.
+
+    k times the base rate at step 0, decaying linearly to 1 times at step ``total_steps`` (T), and
+    1 times from then on.
+
+    Args:
+        step: int >= 0.  total_steps: int >= 1 (T).  k: float >= 1 (the paper's text: 10).
+
+    Returns:
+        A float.
+    """
+    raise NotImplementedError("Exercise: write value_lr_multiplier")
+'''
+
+
+def value_lr_multiplier(step, total_steps, k):
+    """The solution: 1 + (k − 1)·max(0, 1 − step/T)."""
+    return 1.0 + (k - 1.0) * max(0.0, 1.0 - step / total_steps)
+
+
+def check_value_lr_multiplier(value_lr_multiplier_fn) -> None:
+    """Compare the reader's multiplier with :func:`ultramem_edu.layer.value_lr_multiplier`."""
+    cases = [(0, 100, 10.0), (50, 100, 10.0), (25, 100, 4.0), (100, 100, 10.0), (250, 100, 10.0),
+             (7, 10, 1.0), (1, 3, 2.5)]
+    for step, total, k in cases:
+        case = f"step={step}, T={total}, k={k:g}"
+        out = call(value_lr_multiplier_fn, case, step, total, k)
+        try:
+            got = float(out)
+        except (TypeError, ValueError):
+            fail(case, f"return a number, got {type(out).__name__}.")
+        expected = _reference_multiplier(step, total, k)
+        if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
+            continue
+        frac = step / total
+        if math.isclose(got, k * max(0.0, 1.0 - frac), abs_tol=1e-9):
+            fail(case, "the multiplier decays from k to 1, not to 0: it is 1 + (k − 1)·(1 − step/T).")
+        if math.isclose(got, 1.0 + (k - 1.0) * (1.0 - frac), abs_tol=1e-9):
+            fail(case, "past step T the multiplier stays at 1: clamp the decay with max(0, 1 − step/T).")
+        if math.isclose(got, 1.0 + (k - 1.0) * min(1.0, frac), abs_tol=1e-9):
+            fail(case, "backwards: the multiplier starts at k (step 0) and ends at 1 (step T).")
+        if math.isclose(got, k, abs_tol=1e-9):
+            fail(case, "the multiplier must decay with the step; it stays at k.")
+        fail(case, f"expected {expected:g}, got {got:g}.")
+    print(f"Correct: value_lr_multiplier agrees with the layer's schedule on {len(cases)} cases "
+          "(start, halfway, T, after T, k = 1).")
+
+
+register(3, VALUE_LR_MULTIPLIER_STUB, value_lr_multiplier, check_value_lr_multiplier)

@@ -4,9 +4,15 @@ from __future__ import annotations
 import math
 
 from ..ive import keys_per_side
-from ..model import default_wiring
+import torch
 
-__all__ = ["check_wiring", "check_step_time", "check_split_keys"]
+from ..model import default_wiring
+from ._grading import call, diagnose, expect_tensor, register
+
+__all__ = [
+    "check_wiring", "check_step_time", "check_split_keys",
+    "SKIP_LAYER_FORWARD_STUB", "skip_layer_forward", "check_skip_layer_forward",
+]
 
 
 def _close(answer: object, expected: float, rel: float = 1e-3) -> bool:
@@ -102,3 +108,118 @@ def check_split_keys(keys_per_side_small: int, total_keys_small: int, total_keys
         raise AssertionError("Not quite: four memories, each with 2·n' sub-keys.")
     print(f"Correct: {n_memories} memories with {small} keys per side hold {total_keys_small} sub-keys, "
           f"{total_keys_small / total_keys_big:g}x the {total_keys_big} of one big memory (a factor √{n_memories}).")
+
+
+# --- Coding exercise: the skip-layer forward pass ---------------------------------------------
+
+SKIP_LAYER_FORWARD_STUB = '''
+def skip_layer_forward(x, blocks, memories, wiring):
+    """The residual stream of a transformer with skip-layer memories.
+
+    Args:
+        x: (B, D) float, the input of block 0.
+        blocks: list of L callables; ``x, h = blocks[b](x)`` runs block b and returns the new
+            residual stream and h, block b's pre-FFN normalised state (LN2's output), both (B, D).
+        memories: list of M callables; ``o = memories[k](h)`` maps (B, D) to (B, D).
+        wiring: M pairs (i, j), 0-based, i <= j: memory k reads h of block i and its output is added
+            to the residual stream right after block j.
+
+    Returns:
+        (B, D), the residual stream after the last block.
+    """
+    raise NotImplementedError("Exercise: write skip_layer_forward")
+'''
+
+
+def skip_layer_forward(x, blocks, memories, wiring):
+    """The solution: the loop of :meth:`ultramem_edu.model.LM.forward`, stripped to the wiring."""
+    outputs = [None] * len(memories)
+    for b, block in enumerate(blocks):
+        x, h = block(x)                                                # (B, D), (B, D)
+        for k, (i, _) in enumerate(wiring):
+            if i == b:
+                outputs[k] = memories[k](h)
+        for k, (_, j) in enumerate(wiring):
+            if j == b:
+                x = x + outputs[k]
+    return x
+
+
+def _toy_model(n_layers: int, n_memories: int, d: int, g: torch.Generator):
+    """Blocks and memories with distinct random maps, so that every wiring mistake shows."""
+    def block_fn(w1, w2):
+        def block(x):
+            x = x + torch.tanh(x @ w1)                                 # "attention"
+            h = torch.nn.functional.layer_norm(x, (d,))                # LN2
+            return x + torch.tanh(h @ w2), h                           # "FFN"
+        return block
+
+    def memory_fn(w):
+        return lambda h: torch.sin(h @ w)
+
+    blocks = [block_fn(torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5,
+                       torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5) for _ in range(n_layers)]
+    memories = [memory_fn(torch.randn(d, d, generator=g, dtype=torch.float64)) for _ in range(n_memories)]
+    return blocks, memories
+
+
+def _wired(x, blocks, memories, wiring, reads="h", read_shift=0, write_shift=0):
+    """A forward pass with one of the typical mistakes (which state is read, where it is written)."""
+    outputs = [None] * len(memories)
+    for b, block in enumerate(blocks):
+        x_in = x
+        x, h = block(x)
+        for k, (i, _) in enumerate(wiring):
+            if i + read_shift == b:
+                state = {"h": h, "x": x, "x_in": x_in}[reads]
+                outputs[k] = memories[k](state)
+        for k, (_, j) in enumerate(wiring):
+            if j + write_shift == b and outputs[k] is not None:
+                x = x + outputs[k]
+    return x
+
+
+def check_skip_layer_forward(skip_layer_forward_fn) -> None:
+    """Compare the reader's forward pass with the solution on toy blocks and several wirings."""
+    g = torch.Generator().manual_seed(44)
+    d = 6
+    cases = [
+        ("default_wiring(8, 2)", 8, default_wiring(8, 2)),
+        ("default_wiring(20, 4), the released layout", 20, default_wiring(20, 4)),
+        ("a parallel branch (i = j)", 5, ((2, 2),)),
+        ("two memories reading the same block", 6, ((1, 3), (1, 4))),
+        ("a memory writing after the last block", 4, ((0, 3),)),
+        ("no memory", 3, ()),
+    ]
+    for case, n_layers, wiring in cases:
+        blocks, memories = _toy_model(n_layers, len(wiring), d, g)
+        x = torch.randn(3, d, generator=g, dtype=torch.float64)
+        out = call(skip_layer_forward_fn, case, x.clone(), blocks, memories, tuple(wiring))
+        expect_tensor(out, (3, d), case, "the output", "(B, D)")
+        expected = skip_layer_forward(x, blocks, memories, wiring)
+        last = n_layers - 1
+        mistakes = [
+            (lambda: _wired(x, blocks, memories, wiring, reads="x"),
+             "a memory reads h, block i's pre-FFN normalised state (LN2's output), not the residual stream "
+             "after the block"),
+            (lambda: _wired(x, blocks, memories, wiring, reads="x_in"),
+             "a memory reads h, block i's pre-FFN normalised state, not the block's input"),
+            (lambda: _wired(x, blocks, memories, [(i, i) for i, _ in wiring]),
+             "the output is added after block j, not right after block i: that is what hides the lookup "
+             "behind blocks i+1 .. j"),
+            (lambda: _wired(x, blocks, memories, [(i, min(j + 1, last)) for i, j in wiring]),
+             "off by one: the output joins the stream right after block j (0-based), not after block j + 1"),
+            (lambda: _wired(x, blocks, memories, wiring, write_shift=-1),
+             "off by one: the output joins the stream after block j, not before it"),
+            (lambda: _wired(x, blocks, memories, [(i - 1, j - 1) for i, j in wiring]),
+             "off by one: the wiring is 0-based, block 0 is the first block"),
+            (lambda: _wired(x, blocks, memories, [(j, j) for _, j in wiring]),
+             "memory k reads block i's state (the first number of the pair), not block j's"),
+        ]
+        diagnose(case, out, expected, mistakes,
+                 "the residual stream differs from the skip-layer wiring's")
+    print(f"Correct: skip_layer_forward matches the model's wiring on {len(cases)} layouts "
+          "(parallel branch, shared source, last block, no memory).")
+
+
+register(4, SKIP_LAYER_FORWARD_STUB, skip_layer_forward, check_skip_layer_forward)

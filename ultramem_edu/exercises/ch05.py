@@ -6,9 +6,15 @@ from typing import Callable
 
 import torch
 
-from ..tdqkr import rank1_factors, tucker_aux_loss
+from ..tdqkr import rank1_factors, tdqkr_topm, tdqkr_topm_reference, tucker_aux_loss
+from ..tdqkr import tucker_scores as _reference_tucker_scores
+from ._grading import call, close, diagnose, expect_tensor, fail, register
 
-__all__ = ["check_aux_loss_value", "check_sign_alignment"]
+__all__ = [
+    "check_aux_loss_value", "check_sign_alignment",
+    "TUCKER_SCORES_STUB", "tucker_scores", "check_tucker_scores",
+    "TDQKR_TWO_STAGE_STUB", "tdqkr_two_stage", "check_tdqkr_two_stage",
+]
 
 _EXERCISE_CORE = ((2.0, 0.0), (0.0, 0.5))   # singular values 2 and 0.5
 
@@ -71,3 +77,196 @@ def check_sign_alignment(
             )
         previous = expected
     print("Correct: along 50 random steps your rule keeps the same sign as rank1_factors(core, previous=...).")
+
+
+# --- Coding exercise 3: Tucker scores ---------------------------------------------------------
+
+TUCKER_SCORES_STUB = '''
+def tucker_scores(row_scores, col_scores, core):
+    """The full Tucker grid S_rowᵀ C S_col for a batch of queries.
+
+    Args:
+        row_scores: (B, r, n_r) float: the scores of the n_r row keys under each of the r key sets.
+        col_scores: (B, r, n_c) float.
+        core: (r, r) float, the Tucker core C.
+
+    Returns:
+        (B, n_r, n_c) with out[b, i, j] = Σ_{a, c} row_scores[b, a, i] · core[a, c] · col_scores[b, c, j].
+    """
+    raise NotImplementedError("Exercise: write tucker_scores")
+'''
+
+
+def tucker_scores(row_scores, col_scores, core):
+    """The solution: one batched matrix product."""
+    return row_scores.transpose(-1, -2) @ core @ col_scores            # (B, n_r, r)(r, r)(B, r, n_c)
+
+
+def check_tucker_scores(tucker_scores_fn) -> None:
+    """Compare the reader's grid with :func:`ultramem_edu.tdqkr.tucker_scores`."""
+    g = torch.Generator().manual_seed(55)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    cases = [
+        ("r = 2, square grid", rand(3, 2, 6), rand(3, 2, 6), rand(2, 2)),
+        ("r = 2, ragged grid n_r = 4, n_c = 7", rand(2, 2, 4), rand(2, 2, 7), rand(2, 2)),
+        ("r = 3", rand(2, 3, 5), rand(2, 3, 5), rand(3, 3)),
+        ("r = 1 (a multiplicative product key)", rand(2, 1, 5), rand(2, 1, 6), rand(1, 1)),
+        ("negative scores", -rand(2, 2, 5).abs(), -rand(2, 2, 5).abs(), rand(2, 2)),
+    ]
+    for case, row, col, core in cases:
+        out = call(tucker_scores_fn, case, row.clone(), col.clone(), core.clone())
+        b, n_r, n_c = row.shape[0], row.shape[2], col.shape[2]
+        if isinstance(out, torch.Tensor) and tuple(out.shape) == (b, n_c, n_r) and n_r != n_c:
+            fail(case, f"the grid is transposed: rows first, (B, n_r, n_c) = {(b, n_r, n_c)}, got {tuple(out.shape)}.")
+        expect_tensor(out, (b, n_r, n_c), case, "the grid", "(B, n_r, n_c)")
+        expected = _reference_tucker_scores(row, col, core)
+        mistakes = [
+            (lambda: expected.transpose(-1, -2),
+             "the grid is transposed: out[b, i, j] has the row i first and the column j second"),
+            (lambda: _reference_tucker_scores(row, col, core.T),
+             "you used Cᵀ: the core's first index pairs with the row key sets, out[i, j] = Σ row[a, i] C[a, c] col[c, j]"),
+            (lambda: row.sum(1)[:, :, None] * col.sum(1)[:, None, :] * core.sum(),
+             "a bilinear form is not a product of sums: each pair of key sets (a, c) has its own weight C[a, c]"),
+            (lambda: row.transpose(-1, -2) @ col,
+             "the core is missing: with C = I you would get Σ_a row[a, i] col[a, j]; weight the pairs by C"),
+            (lambda: (core[0, 0] * row[:, 0, :, None] * col[:, 0, None, :]),
+             "only the first key set of each side is used; sum over all r × r pairs of key sets"),
+            (lambda: row.sum(1)[:, :, None] + col.sum(1)[:, None, :],
+             "that is the additive grid of product keys; the Tucker grid multiplies row and column scores"),
+        ]
+        diagnose(case, out, expected, mistakes, "the grid differs from S_rowᵀ C S_col")
+    print(f"Correct: tucker_scores matches S_rowᵀ C S_col on {len(cases)} cases (ragged grids, r = 1, 2, 3).")
+
+
+register(5, TUCKER_SCORES_STUB, tucker_scores, check_tucker_scores)
+
+
+# --- Coding exercise 4: the two-stage TDQKR search --------------------------------------------
+
+TDQKR_TWO_STAGE_STUB = '''
+def tdqkr_two_stage(row_scores, col_scores, core, m, u, t, both_signs=False):
+    """TDQKR's two-stage top-m search over the Tucker grid S_rowᵀ C S_col.
+
+    Stage 1 (approximate, rank 1): the m rows with the largest uᵀ S_row[:, i] and the m columns with
+    the largest tᵀ S_col[:, j]; with ``both_signs`` also the m rows and m columns with the *smallest*
+    projections (all of them when 2m exceeds the side). Stage 2 (exact): the full Tucker score of
+    every candidate cell (row candidate, column candidate); keep the m best.
+
+    Args:
+        row_scores: (B, r, n_r); col_scores: (B, r, n_c); core: (r, r).
+        m: 1 <= m <= min(n_r, n_c).
+        u, t: (r,) each, the leading left and right singular vectors of the core (given).
+        both_signs: see above.
+
+    Returns:
+        scores: (B, m), the exact Tucker scores of the chosen cells, sorted descending.
+        indices: (B, m) int64, their addresses i * n_c + j.
+    """
+    raise NotImplementedError("Exercise: write tdqkr_two_stage")
+'''
+
+
+def _side_candidates(proj, m, both_signs):
+    if not both_signs:
+        return proj.topk(m, dim=-1).indices
+    n = proj.shape[-1]
+    order = proj.argsort(dim=-1, descending=True)
+    return order if 2 * m >= n else torch.cat([order[..., :m], order[..., n - m:]], dim=-1)
+
+
+def tdqkr_two_stage(row_scores, col_scores, core, m, u, t, both_signs=False):
+    """The solution: rank-1 candidates per side, exact rescoring of their grid, top-m."""
+    n_c = col_scores.shape[-1]
+    r = core.shape[-1]
+    rows = _side_candidates((u[:, None] * row_scores).sum(-2), m, both_signs)   # (B, c_r)
+    cols = _side_candidates((t[:, None] * col_scores).sum(-2), m, both_signs)   # (B, c_c)
+    sub_row = row_scores.gather(-1, rows[:, None, :].expand(-1, r, -1))         # (B, r, c_r)
+    sub_col = col_scores.gather(-1, cols[:, None, :].expand(-1, r, -1))         # (B, r, c_c)
+    candidates = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(1)       # (B, c_r*c_c)
+    scores, flat = candidates.topk(m, dim=-1)
+    c_c = cols.shape[-1]
+    return scores, rows.gather(-1, flat // c_c) * n_c + cols.gather(-1, flat % c_c)
+
+
+def _tdqkr_cases():
+    """Random and edge cases. In the signed case the paper's search (both_signs=False) returns other
+    cells than both_signs=True, so that forgetting the negative corner shows (a test keeps it so)."""
+    g = torch.Generator().manual_seed(56)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    def factors(core):
+        return rank1_factors(core)
+
+    positive_core = rand(2, 2).abs() + 0.1
+    cases = [
+        ("random, positive scores and core", rand(3, 2, 10).abs(), rand(3, 2, 10).abs(), positive_core, 4, False),
+        ("ragged grid n_r = 6, n_c = 11", rand(3, 2, 6), rand(3, 2, 11), rand(2, 2), 3, False),
+        ("m = 1", rand(3, 2, 8), rand(3, 2, 8), rand(2, 2), 1, False),
+        ("m = min(n_r, n_c)", rand(2, 2, 5), rand(2, 2, 7), rand(2, 2), 5, False),
+        ("signed scores, both_signs=True", rand(4, 2, 12), rand(4, 2, 12), rand(2, 2), 3, True),
+        ("r = 3, both_signs=True, 2m > n", rand(2, 3, 5), rand(2, 3, 5), rand(3, 3), 3, True),
+    ]
+    return [(case, row, col, core, m, *factors(core), both) for case, row, col, core, m, both in cases]
+
+
+def check_tdqkr_two_stage(tdqkr_two_stage_fn) -> None:
+    """Compare the reader's search with :func:`ultramem_edu.tdqkr.tdqkr_topm` (given factors)."""
+    cases = _tdqkr_cases()
+    for case, row, col, core, m, u, t, both in cases:
+        out = call(tdqkr_two_stage_fn, case, row.clone(), col.clone(), core.clone(), m, u.clone(), t.clone(),
+                   both_signs=both)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            fail(case, f"return a pair (scores, indices), got {type(out).__name__}.")
+        scores, indices = out
+        b, n_r, n_c = row.shape[0], row.shape[-1], col.shape[-1]
+        expect_tensor(scores, (b, m), case, "scores", "(B, m)")
+        expect_tensor(indices, (b, m), case, "indices", "(B, m)")
+        if indices.is_floating_point():
+            fail(case, f"indices must be integers (int64), got {indices.dtype}.")
+        idx = indices.long()
+        if bool((idx < 0).any() or (idx >= n_r * n_c).any()):
+            fail(case, f"addresses must lie in [0, n_r * n_c) = [0, {n_r * n_c}); the address is i * n_c + j.")
+        if any(len(set(x.tolist())) != m for x in idx):
+            fail(case, "an address appears twice in a row: the m results must be m different cells.")
+        grid = _reference_tucker_scores(row, col, core).flatten(1)
+        at = grid.gather(-1, idx)
+        if not close(scores, at):
+            proj_r = (u[:, None] * row).sum(-2)
+            proj_c = (t[:, None] * col).sum(-2)
+            rank1 = (proj_r[:, :, None] * proj_c[:, None, :]).flatten(1).gather(-1, idx)
+            sigma1 = float(torch.linalg.svdvals(core)[0])
+            if close(scores, rank1) or close(scores, sigma1 * rank1):
+                fail(case, "stage 2 rescores the candidates exactly, with the full core: "
+                           "S_row[:, i]ᵀ C S_col[:, j], not the rank-1 product of the projections.")
+            fail(case, "a returned score is not the Tucker score S_row[:, i]ᵀ C S_col[:, j] of its address "
+                       "(i = address // n_c, j = address % n_c).")
+        if not bool((scores[:, 1:] <= scores[:, :-1]).all()):
+            fail(case, "wrong order: sort the m scores descending (topk does).")
+        expected = tdqkr_topm(row, col, core, m, factors=(u, t), both_signs=both)[0]
+        if close(scores, expected):
+            continue
+        paper = tdqkr_topm(row, col, core, m, factors=(u, t), both_signs=False)[0]
+        if both and close(scores, paper):
+            fail(case, "the negative corner is missing: with both_signs=True also keep the m rows and m columns "
+                       "with the smallest projections (a product of two negative projections is large).")
+        if close(scores, tdqkr_topm_reference(row, col, core, m)[0]):
+            fail(case, "that is the brute-force top-m of the whole grid; the exercise is the two-stage search, "
+                       "which rescores only the stage-1 candidates.")
+        swapped = tdqkr_topm(row, col, core, m, factors=(t, u), both_signs=both)[0]
+        if close(scores, swapped):
+            fail(case, "u and t are swapped: rows are ranked by uᵀ S_row (left singular vector), columns by tᵀ S_col.")
+        same = tdqkr_topm(row, col, core, m, factors=(u, u), both_signs=both)[0]
+        if close(scores, same):
+            fail(case, "columns are ranked by tᵀ S_col, the right singular vector, not by u.")
+        fail(case, "the chosen cells differ from the two-stage search's: stage 1 keeps the m best rows by "
+                   "uᵀ S_row and the m best columns by tᵀ S_col, stage 2 the m best of their grid.")
+    print(f"Correct: tdqkr_two_stage matches the two-stage search on {len(cases)} cases "
+          "(ragged grid, m = 1, m = min(n_r, n_c), signed scores with both_signs).")
+
+
+register(5, TDQKR_TWO_STAGE_STUB, tdqkr_two_stage, check_tdqkr_two_stage)

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import math
 
-from ..ive import keys_per_side, make_shuffle
+import torch
 
-__all__ = ["check_keys_and_virtual", "check_block_and_row", "check_projection_flops"]
+from ..ive import ive_lookup_reference, keys_per_side, make_shuffle
+from ._grading import call, diagnose, expect_tensor, fail, register
+
+__all__ = [
+    "check_keys_and_virtual", "check_block_and_row", "check_projection_flops",
+    "IVE_LOOKUP_STUB", "ive_lookup", "check_ive_lookup",
+]
 
 
 def _close(answer: float, expected: float, rel: float = 0.01) -> bool:
@@ -59,3 +65,137 @@ def check_projection_flops(naive: float, efficient: float, num_values: int = 2**
     if not _close(efficient, expected_eff):
         raise AssertionError("Efficient: E pooled vectors of width D_v per token, B tokens.")
     print(f"Correct: {expected_naive:.3g} vs {expected_eff:.3g} FLOPs, a factor N/B = {num_values // batch:,}.")
+
+
+# --- Coding exercise: pool, then project ------------------------------------------------------
+
+IVE_LOOKUP_STUB = '''
+def ive_lookup(values, projectors, indices, scores):
+    """Read E·N virtual values without building them: pool per virtual block, then project.
+
+    Virtual row a is values[a mod N] @ projectors[a div N] (N = values.shape[0]). Do not build that
+    (E·N, D_out) table: for each bag, sum the score-weighted physical rows of each block p into a
+    (D_v,) vector, then apply projectors[p] to it, and add the E results.
+
+    Args:
+        values: (N, D_v) float, the physical table.
+        projectors: (E, D_v, D_out) float.
+        indices: (B, k) int64 virtual addresses in [0, E·N) (already shuffled).
+        scores: (B, k) float.
+
+    Returns:
+        (B, D_out): out[b] = Σ_k scores[b, k] · values[a mod N] @ projectors[a div N], a = indices[b, k].
+    """
+    raise NotImplementedError("Exercise: write ive_lookup")
+'''
+
+
+def ive_lookup(values, projectors, indices, scores):
+    """The solution: scatter-add the weighted rows into (B, E, D_v), then one einsum."""
+    n, d_v = values.shape
+    e = projectors.shape[0]
+    rows = values[indices % n] * scores.unsqueeze(-1)                  # (B, k, D_v)  weighted rows
+    pooled = values.new_zeros(indices.shape[0], e, d_v)
+    pooled.scatter_add_(1, (indices // n).unsqueeze(-1).expand(-1, -1, d_v), rows)   # (B, E, D_v)
+    return torch.einsum("bed,edo->bo", pooled, projectors)             # (B, D_out)
+
+
+class _LargestTensor:
+    """Records the largest tensor any torch operation produces while it is active (a dispatch mode)."""
+
+    def __init__(self):
+        self.numel = 0
+        self.mode = None
+        try:
+            from torch.utils._python_dispatch import TorchDispatchMode
+        except ImportError:  # an old torch: the size check is skipped
+            return
+        outer = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                result = func(*args, **(kwargs or {}))
+                for t in result if isinstance(result, (tuple, list)) else (result,):
+                    if isinstance(t, torch.Tensor):
+                        outer.numel = max(outer.numel, t.numel())
+                return result
+
+        self.mode = _Mode()
+
+    def __enter__(self):
+        if self.mode is not None:
+            self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.mode is not None:
+            return self.mode.__exit__(*exc)
+        return False
+
+
+def check_ive_lookup(ive_lookup_fn) -> None:
+    """Compare the reader's lookup with :func:`ultramem_edu.ive.ive_lookup_reference`, and check that it
+    never builds a tensor as large as the virtual table."""
+    g = torch.Generator().manual_seed(66)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    def idx(high, *shape):
+        return torch.randint(0, high, shape, generator=g)
+
+    dup = idx(4 * 50, 3, 6)
+    dup[:, 3] = dup[:, 0]                                              # the same virtual row twice
+    dup[:, 4] = (dup[:, 1] + 50) % 200                                 # same physical row, next block
+    cases = [
+        ("random, E = 4", rand(50, 4), rand(4, 4, 6), idx(200, 3, 5), rand(3, 5)),
+        ("E = 1 (no expansion)", rand(30, 4), rand(1, 4, 3), idx(30, 2, 4), rand(2, 4)),
+        ("k = 1", rand(30, 4), rand(4, 4, 3), idx(120, 3, 1), rand(3, 1)),
+        ("duplicate indices in a bag", rand(50, 4), rand(4, 4, 6), dup, rand(3, 6)),
+        ("negative scores, D_out < D_v", rand(40, 6), rand(9, 6, 2), idx(360, 2, 7), -rand(2, 7).abs()),
+    ]
+    for case, values, projectors, indices, scores in cases:
+        out = call(ive_lookup_fn, case, values.clone(), projectors.clone(), indices.clone(), scores.clone())
+        expect_tensor(out, (indices.shape[0], projectors.shape[2]), case, "the output", "(B, D_out)")
+        expected = ive_lookup_reference(values, projectors, indices, scores)
+        n, e = values.shape[0], projectors.shape[0]
+        swapped_ok = bool((indices // e < n).all())
+        mistakes = [
+            (lambda: ive_lookup_reference(values, projectors, (indices % e) * n + indices // e, scores)
+             if swapped_ok else expected,
+             "block and row are swapped: block p = a div N, physical row = a mod N (N = values.shape[0])"),
+            (lambda: ive_lookup_reference(values, projectors, indices, torch.ones_like(scores)),
+             "the rows are not weighted: multiply each selected row by its score"),
+            (lambda: ive_lookup_reference(values, projectors[:1].expand_as(projectors).contiguous(), indices, scores),
+             "every block is projected with projectors[0]; block p uses projectors[p]"),
+            (lambda: (values[indices % n] * scores.unsqueeze(-1)).sum(1) @ projectors.sum(0),
+             "you pooled over all blocks and then projected with Σ_p W_p; pool each block separately"),
+            (lambda: _first_hit_only(values, projectors, indices, scores),
+             "two selections of a bag that hit the same block overwrite each other (out[idx] += x keeps one "
+             "of them); accumulate with index_add_ / scatter_add_, or a one-hot matrix product"),
+        ]
+        diagnose(case, out, expected, mistakes,
+                 "the output differs from Σ_k scores · values[a mod N] @ projectors[a div N]", atol=1e-8)
+    values, projectors = rand(1024, 4), rand(4, 4, 6)
+    indices, scores = idx(4096, 3, 5), rand(3, 5)
+    with _LargestTensor() as largest:
+        call(ive_lookup_fn, "N = 1024, E = 4, D_out = 6", values, projectors, indices, scores)
+    table = 4 * 1024 * 6
+    if largest.numel >= table:
+        fail("N = 1024, E = 4, D_out = 6",
+             f"a tensor of {largest.numel:,} elements was built, as large as the virtual table "
+             f"(E·N·D_out = {table:,}); pool the k selected rows per block first, then project (B·E·D_v numbers).")
+    print(f"Correct: ive_lookup matches the naive path on {len(cases)} cases (E = 1, k = 1, duplicates, "
+          "negative scores) and never builds the virtual table.")
+
+
+def _first_hit_only(values, projectors, indices, scores):
+    """The lookup a vectorised ``pooled[b, block] += rows`` gives: one hit per (bag, block) survives."""
+    n, d_v = values.shape
+    pooled = values.new_zeros(indices.shape[0], projectors.shape[0], d_v)
+    bags = torch.arange(indices.shape[0])[:, None].expand_as(indices)
+    pooled[bags, indices // n] += values[indices % n] * scores.unsqueeze(-1)
+    return torch.einsum("bed,edo->bo", pooled, projectors)
+
+
+register(6, IVE_LOOKUP_STUB, ive_lookup, check_ive_lookup)

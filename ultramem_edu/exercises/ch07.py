@@ -5,9 +5,15 @@ import math
 
 import torch
 
-from ..mcs import mcs_pool, mcs_topm
+from ..kernels.reference import value_lookup_reference
+from ..mcs import mcs_pool as _reference_mcs_pool
+from ..mcs import mcs_topm
+from ._grading import call, diagnose, expect_tensor, register
 
-__all__ = ["check_core_scores", "check_equal_cores_factor", "check_core_parameters"]
+__all__ = [
+    "check_core_scores", "check_equal_cores_factor", "check_core_parameters",
+    "MCS_POOL_STUB", "mcs_pool", "check_mcs_pool",
+]
 
 
 def _number(name: str, x: object) -> float:
@@ -43,8 +49,8 @@ def check_equal_cores_factor(factor: float, num_cores: int = 2) -> None:
     _, w_one, idx = mcs_topm(rows, cols, core[None], m)
     _, w_many, idx_many = mcs_topm(rows, cols, (core / num_cores).expand(num_cores, r, r), m)
     assert torch.equal(idx, idx_many)
-    single = mcs_pool(values, idx, w_one)
-    many = mcs_pool(values, idx, w_many)
+    single = _reference_mcs_pool(values, idx, w_one)
+    many = _reference_mcs_pool(values, idx, w_many)
     if math.isclose(factor, num_cores):
         raise AssertionError("Each core gets C/h, so its scores shrink; the factor is below 1.")
     if not torch.allclose(many, factor * single):
@@ -62,3 +68,102 @@ def check_core_parameters(total: int, added: int, num_heads: int = 2, rank: int 
     if added != expected - num_heads * rank**2:
         raise AssertionError("Compare with h = 1: one r×r core per head.")
     print(f"Correct: {expected} core parameters, {added} of them from the extra cores.")
+
+
+# --- Coding exercise: per-core pooling --------------------------------------------------------
+
+MCS_POOL_STUB = '''
+def mcs_pool(values, indices, core_scores, num_blocks=1):
+    """Multi-core pooling: each core's scores weight only its own slice of the value width.
+
+    With h cores and s = D_v / h, core c owns the columns c*s .. (c+1)*s - 1. Virtual address a
+    reads physical row a mod N and is pooled into block a div N (N = values.shape[0]).
+
+    Args:
+        values: (N, D_v) float; h divides D_v.
+        indices: (B, k) int64 virtual addresses in [0, num_blocks * N).
+        core_scores: (B, k, h) float, core c's score of each selected address.
+        num_blocks: E, the number of virtual blocks (1 without IVE).
+
+    Returns:
+        (B, E, D_v): out[b, p, c*s:(c+1)*s] = Σ_{k: a_k div N = p} core_scores[b, k, c] · values[a_k mod N, c*s:(c+1)*s].
+    """
+    raise NotImplementedError("Exercise: write mcs_pool")
+'''
+
+
+def mcs_pool(values, indices, core_scores, num_blocks=1):
+    """The solution: weight each row slice by its core's score, then scatter-add per block."""
+    n, d_v = values.shape
+    b, k, h = core_scores.shape
+    rows = values[indices % n].view(b, k, h, d_v // h)                 # (B, k, h, s)
+    weighted = (rows * core_scores.unsqueeze(-1)).view(b, k, d_v)      # core c scales slice c
+    out = values.new_zeros(b, num_blocks, d_v)
+    return out.scatter_add_(1, (indices // n).unsqueeze(-1).expand(-1, -1, d_v), weighted)
+
+
+def check_mcs_pool(mcs_pool_fn) -> None:
+    """Compare the reader's pooling with the package's (:func:`ultramem_edu.mcs.mcs_pool`)."""
+    g = torch.Generator().manual_seed(77)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    def idx(high, *shape):
+        return torch.randint(0, high, shape, generator=g)
+
+    dup = idx(2 * 20, 3, 6)
+    dup[:, 2] = dup[:, 0]
+    cases = [
+        ("h = 2, E = 1", rand(20, 8), idx(20, 3, 5), rand(3, 5, 2), 1),
+        ("h = 1 (a single core)", rand(20, 6), idx(20, 2, 4), rand(2, 4, 1), 1),
+        ("h = 4, k = 1", rand(20, 8), idx(20, 3, 1), rand(3, 1, 4), 1),
+        ("h = 2, E = 4 (with IVE)", rand(20, 6), idx(80, 3, 7), rand(3, 7, 2), 4),
+        ("duplicate indices, E = 2", rand(20, 4), dup, rand(3, 6, 2), 2),
+        ("negative scores, h = 3", rand(15, 9), idx(15, 2, 5), -rand(2, 5, 3).abs(), 1),
+    ]
+    for case, values, indices, core_scores, e in cases:
+        out = call(mcs_pool_fn, case, values.clone(), indices.clone(), core_scores.clone(), num_blocks=e)
+        b, k, h = core_scores.shape
+        n, d_v = values.shape
+        if isinstance(out, torch.Tensor) and e == 1 and tuple(out.shape) == (b, d_v):
+            expect_tensor(out, (b, e, d_v), case, "the output (keep the block dimension, even for E = 1)", "(B, E, D_v)")
+        expect_tensor(out, (b, e, d_v), case, "the output", "(B, E, D_v)")
+        expected = value_lookup_reference(values, indices, core_scores, e)
+        mistakes = [
+            (lambda: value_lookup_reference(values, indices, core_scores.sum(-1, keepdim=True), e),
+             "every slice got the summed score; core c's own score weights only its slice c"),
+            (lambda: _pool_columns(values, indices, core_scores[..., torch.arange(d_v) % h], e),
+             "core c owns the contiguous columns c·s .. (c+1)·s − 1, not every h-th column"),
+            (lambda: value_lookup_reference(values, indices, core_scores.flip(-1), e),
+             "the cores are in reverse order: core 0 weights the first slice"),
+            (lambda: torch.nn.functional.pad(_reference_mcs_pool(values, indices % n, core_scores, 1), (0, 0, 0, e - 1)),
+             "all hits went to block 0: virtual address a belongs to block a div N"),
+            (lambda: _one_hit_per_block(values, indices, core_scores, e),
+             "two selections of a bag that hit the same block overwrite each other (out[idx] += x keeps one "
+             "of them); accumulate with index_add_ / scatter_add_"),
+        ]
+        diagnose(case, out, expected, mistakes, "the pooled output differs from the per-core reference")
+    print(f"Correct: mcs_pool matches the package's pooling on {len(cases)} cases "
+          "(h = 1, 2, 3, 4; E = 1, 2, 4; k = 1; duplicates; negative scores).")
+
+
+def _pool_columns(values, indices, column_weights, num_blocks):
+    """Pool with a weight per column: column_weights (B, k, D_v)."""
+    n, d_v = values.shape
+    out = values.new_zeros(indices.shape[0], num_blocks, d_v)
+    weighted = values[indices % n] * column_weights
+    return out.scatter_add_(1, (indices // n).unsqueeze(-1).expand(-1, -1, d_v), weighted)
+
+
+def _one_hit_per_block(values, indices, core_scores, num_blocks):
+    """What ``out[bags, blocks] += weighted_rows`` gives: one hit per (bag, block) survives."""
+    n, d_v = values.shape
+    b, k, h = core_scores.shape
+    weighted = (values[indices % n].view(b, k, h, d_v // h) * core_scores.unsqueeze(-1)).view(b, k, d_v)
+    out = values.new_zeros(b, num_blocks, d_v)
+    out[torch.arange(b)[:, None].expand_as(indices), indices // n] += weighted
+    return out
+
+
+register(7, MCS_POOL_STUB, mcs_pool, check_mcs_pool)

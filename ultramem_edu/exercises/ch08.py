@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import math
 
-from ..init import ln_scale_for_unit_mean, value_std
+import torch
 
-__all__ = ["check_value_std", "check_ln_scale", "check_topm_mean"]
+from ..init import ln_scale_for_unit_mean, topm_mean_of_normals, value_std
+from ._grading import call, fail, register
+
+__all__ = [
+    "check_value_std", "check_ln_scale", "check_topm_mean",
+    "TOPM_MEAN_MONTE_CARLO_STUB", "topm_mean_monte_carlo", "check_topm_mean_monte_carlo",
+]
 
 # Mean of the top 8 of 256 standard normals: topm_mean_of_normals(256, 8, samples=200_000) gave
 # 2.2258 with a standard error of 0.0004.
@@ -54,3 +60,81 @@ def check_topm_mean(estimate: float) -> None:
     if abs(estimate - _TOP8_OF_256) > 0.02:
         raise AssertionError("Not quite: use topm_mean_of_normals(256, 8, samples=...) with at least 4000 samples.")
     print(f"Correct: about {_TOP8_OF_256:.3f}, well below the guide √(2 ln 32) = {math.sqrt(2 * math.log(32)):.3f}.")
+
+
+# --- Coding exercise: the Monte Carlo estimate ------------------------------------------------
+
+TOPM_MEAN_MONTE_CARLO_STUB = '''
+def topm_mean_monte_carlo(n, m, samples, generator):
+    """Estimate the mean of the m largest of n independent standard normal draws.
+
+    Draw ``samples`` independent sets of n standard normals (use ``generator``), take the mean of
+    the m largest in each set, and average over the sets.
+
+    Args:
+        n: int >= 1; m: 1 <= m <= n; samples: int >= 2; generator: a torch.Generator.
+
+    Returns:
+        (estimate, standard_error): two floats; the standard error of the estimate is the standard
+        deviation of the per-set means divided by √samples.
+    """
+    raise NotImplementedError("Exercise: write topm_mean_monte_carlo")
+'''
+
+
+def topm_mean_monte_carlo(n, m, samples, generator):
+    """The solution (the same computation as :func:`ultramem_edu.init.topm_mean_of_normals`)."""
+    draws = torch.randn(samples, n, generator=generator, dtype=torch.float64)     # (samples, n)
+    per_set = draws.topk(m, dim=-1).values.mean(-1)                               # (samples,)
+    return float(per_set.mean()), float(per_set.std() / math.sqrt(samples))
+
+
+# (n, m) -> (mean, std of one set's top-m mean). Estimated from 400,000 sets drawn in float64 with
+# torch.Generator().manual_seed(0) (8 chunks of 50,000), standard errors of the means <= 0.0008; for
+# m = n the values are exact (the mean of 16 standard normals: mean 0, std 1/4).
+_REFERENCE = {
+    (16, 16): (0.0, 0.25),
+    (64, 4): (1.9113, 0.2793),
+    (32, 1): (2.0715, 0.4921),
+    (256, 8): (2.2263, 0.1819),
+}
+
+
+def check_topm_mean_monte_carlo(topm_mean_monte_carlo_fn, samples: int = 4000) -> None:
+    """Check the reader's estimator statistically: for each (n, m), the estimate must lie within 5
+    standard errors of a high-precision value, and the standard error must be within 25 % of the
+    true one (std of one set / √samples)."""
+    for seed, ((n, m), (mean, spread)) in enumerate(_REFERENCE.items()):
+        case = f"n = {n}, m = {m}, {samples} samples"
+        out = call(topm_mean_monte_carlo_fn, case, n, m, samples, torch.Generator().manual_seed(seed))
+        if not (isinstance(out, tuple) and len(out) == 2):
+            fail(case, f"return a pair (estimate, standard_error), got {type(out).__name__}.")
+        try:
+            estimate, stderr = float(out[0]), float(out[1])
+        except (TypeError, ValueError):
+            fail(case, "return two numbers (Python floats or one-element tensors).")
+        se = spread / math.sqrt(samples)
+        if not (math.isfinite(estimate) and math.isfinite(stderr)):
+            fail(case, "the estimate and its standard error must be finite numbers.")
+        if abs(stderr - spread) < 0.25 * spread:
+            fail(case, "that standard error is the spread of one set's top-m mean; the estimate averages "
+                       f"{samples} sets, so divide by √samples.")
+        if abs(estimate - mean) > 5 * se + 0.002:
+            if abs(estimate - math.sqrt(2 * math.log(n / m))) < 1e-6 and m < n:
+                fail(case, "that is the guide √(2 ln(n/m)); estimate the mean itself by sampling.")
+            if abs(estimate + mean) < 5 * se + 0.002 and m < n:
+                fail(case, "you averaged the m *smallest* draws; take the m largest (topk's default).")
+            if m == n and abs(estimate - math.sqrt(2 / math.pi)) < 5 * se + 0.002:
+                fail(case, "that is the mean of |x| (√(2/π) for m = n); rank and average the draws themselves, "
+                           "not their absolute values.")
+            if estimate > mean + 0.5:
+                fail(case, "too large: take the top m within each set of n draws (topk along the n axis), "
+                           "not across the sets, and of the draws themselves, not their absolute values.")
+            fail(case, f"the estimate {estimate:.4f} is more than 5 standard errors from {mean:.4f}.")
+        if not 0.75 * se <= stderr <= 1.25 * se:
+            fail(case, f"the standard error {stderr:.3g} should be about std(per-set means)/√samples = {se:.3g}.")
+    print(f"Correct: the estimates agree with high-precision values for {len(_REFERENCE)} (n, m) pairs, "
+          "and the standard errors have the right size.")
+
+
+register(8, TOPM_MEAN_MONTE_CARLO_STUB, topm_mean_monte_carlo, check_topm_mean_monte_carlo)
