@@ -13,9 +13,13 @@ from ultramem_edu.viz import (
     retrieval_topology_figure,
     retrieval_topology_widget,
 )
-from ultramem_edu.viz.palette import METHOD_COLORS, OKABE_ITO, rgba
+from ultramem_edu.viz._plotly import figure_html
+from ultramem_edu.viz.palette import (
+    METHOD_COLORS, OKABE_ITO, PHONE_WIDTH, TITLE_CHARS, base_layout, min_width, rgba, wrap_text,
+)
 
 MAX_JSON = 300_000
+BOOK_COLUMN = 745   # px: the built book's text column at a 1366 px window (tests/test_browser.py)
 
 
 # ------------------------------------------------------------------------------------- topology
@@ -173,3 +177,59 @@ def test_palette_is_okabe_ito():
     assert rgba("#0072B2", 0.5) == "rgba(0,114,178,0.5)"
     with pytest.raises(ValueError):
         rgba("blue", 0.5)
+
+
+# ------------------------------------------------------------------------------------- fitting the column
+# How the figures look at the column's width is checked in the built book (tests/test_browser.py);
+# these are the layout rules that make it work.
+def test_wrap_text_breaks_at_spaces_and_keeps_breaks():
+    text = "Retrieval topology: one query's top-m cells on the 16×16 grid<br>second line"
+    wrapped = wrap_text(text, 20)
+    lines = wrapped.split("<br>")
+    assert all(len(line) <= 20 for line in lines)
+    assert lines[-1] == "second line"
+    assert " ".join(wrapped.replace("<br>", " ").split()) == text.replace("<br>", " ")
+    assert wrap_text("a-very-long-single-word", 5) == "a-very-long-single-word"
+    with pytest.raises(ValueError, match="width"):
+        wrap_text("x", 0)
+    with pytest.raises(TypeError, match="text"):
+        wrap_text(3, 10)
+
+
+def test_base_layout_wraps_the_title_and_makes_room_for_it():
+    short = base_layout("Short title")
+    long = base_layout("Scoring every key costs O(N·D_k); product keys cost O(√N·D_k) per query")
+    assert "<br>" not in short["title"]["text"]
+    assert all(len(line) <= TITLE_CHARS for line in long["title"]["text"].split("<br>"))
+    assert long["margin"]["t"] > short["margin"]["t"]
+    assert long["title"]["yref"] == "container" and long["title"]["yanchor"] == "top"
+    assert min_width(short) is None
+    wide = base_layout("A figure with three panels side by side", min_width=620)
+    assert min_width(wide) == 620
+    with pytest.raises(ValueError, match="min_width"):
+        base_layout("t", min_width=0)
+
+
+def test_figure_html_scrolls_only_figures_wider_than_the_column():
+    plain = go.Figure(go.Scatter(y=[1, 2]), layout=base_layout("plain", height=300))
+    html = figure_html(plain, div_id="a")
+    assert "min-width" not in html and "overflow-x" not in html
+    wide = go.Figure(go.Scatter(y=[1, 2]), layout=base_layout("wide", height=300, min_width=640))
+    html = figure_html(wide, div_id="b")
+    assert html.startswith('<div class="ultramem-figure-scroll" style="overflow-x:auto;">')
+    assert 'style="width:100%;height:300px;min-width:640px;"' in html
+
+
+def test_side_by_side_figures_fit_the_book_column_and_stacked_ones_a_phone(topo, runs, sweep):
+    # three panels side by side need more than a phone's column, but never more than the book's
+    for fig in (topo, diversity_figure(sweep)):
+        assert PHONE_WIDTH < min_width(fig.layout) <= BOOK_COLUMN
+        assert fig.layout.margin.b >= 150                  # legend, slider and menu below the panels
+        assert fig.layout.legend.orientation == "h"
+    spectrum = core_spectrum_figure(*runs)
+    assert min_width(spectrum.layout) is None              # stacked rows: legible on a phone
+    # its legend sits below the plots, pinned to the figure's bottom, not on the curves
+    assert spectrum.layout.legend.orientation == "h"
+    assert spectrum.layout.legend.yref == "container" and spectrum.layout.legend.y == 0
+    (menu,) = spectrum.layout.updatemenus
+    assert menu.y == 1 and menu.yanchor == "bottom"        # the log/linear switch above the plots

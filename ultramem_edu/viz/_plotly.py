@@ -30,6 +30,8 @@ from typing import Any
 
 from plotly.io.base_renderers import MimetypeRenderer
 
+from .palette import min_width
+
 BOOK_BUILD_ENV = "ULTRAMEM_BOOK_BUILD"
 BOOK_RENDERER = "ultramem_book"
 _DEFAULT_HEIGHT = 450  # plotly.js's default when the layout sets none
@@ -47,7 +49,9 @@ def figure_html(fig: Any, config: dict | None = None, div_id: str | None = None)
     ``fig``: a plotly Figure or its dict form. The figure's JSON is the one plotly's own
     renderers produce (numpy arrays as typed arrays), so plotly.js of the same release draws it.
     The drawing waits for ``DOMContentLoaded`` when the page is still loading, which is when
-    deferred scripts such as the page's plotly.js have run.
+    deferred scripts such as the page's plotly.js have run. The figure fills the column's width;
+    a figure whose layout asks for a ``min_width`` (:func:`ultramem_edu.viz.palette.base_layout`)
+    keeps it and scrolls sideways in a narrower column (a phone).
     """
     import plotly.graph_objects as go
     import plotly.io as pio
@@ -64,11 +68,17 @@ def figure_html(fig: Any, config: dict | None = None, div_id: str | None = None)
         "config": {**_DEFAULT_CONFIG, **(config or {})},
     }
     height = payload["layout"].get("height") or _DEFAULT_HEIGHT
+    narrowest = min_width(payload["layout"])
     div_id = div_id or f"plotly-{uuid.uuid4().hex}"
     # "</" cannot end the <script> element early once written as "<\/" (same string in JS).
     spec = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+    style = f"width:100%;height:{height}px;" + (f"min-width:{narrowest}px;" if narrowest else "")
+    div = f'<div id="{div_id}" class="plotly-graph-div" style="{style}"></div>\n'
+    if narrowest:
+        # narrower than the figure can be read: scroll it sideways instead of squeezing its text
+        div = f'<div class="ultramem-figure-scroll" style="overflow-x:auto;">{div}</div>\n'
     return (
-        f'<div id="{div_id}" class="plotly-graph-div" style="width:100%;height:{height}px;"></div>\n'
+        div +
         "<script>(function () {\n"
         f"  var spec = {spec};\n"
         f'  var draw = function () {{ Plotly.newPlot("{div_id}", spec); }};\n'

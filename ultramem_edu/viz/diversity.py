@@ -22,6 +22,15 @@ from .topology import figure_explorer
 __all__ = ["diversity_figure", "diversity_widget"]
 
 _FALLBACK = [OKABE_ITO[k] for k in ("reddish_purple", "sky_blue", "vermillion", "bluish_green")]
+# Laid out in pixels for a text column from _MIN_WIDTH px up (the book's is ~745 px); narrower, the
+# book scrolls it sideways. Below the panels: axis titles, the legend, the slider (m), the buttons (n).
+_MIN_WIDTH = 640
+_TOP, _PLOT, _BOTTOM = 80, 230, 200
+
+
+def _below(px: float) -> float:
+    """Paper y of a point ``px`` pixels below the panels' bottom edge."""
+    return -px / _PLOT
 
 
 def _colour(method: str, k: int) -> str:
@@ -85,9 +94,8 @@ def diversity_figure(
         raise ValueError(f"n_default/m_default must be among n {ns} and m {ms}, got {n_default}, {m_default}")
 
     fig = make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.09,
-        subplot_titles=("distinct rows / columns per query", "share of selections vs values used",
-                        "table coverage and query overlap"),
+        rows=1, cols=3, horizontal_spacing=0.11,
+        subplot_titles=("distinct per query", "share of selections", "coverage, overlap"),
     )
     traces: list[tuple[int, int, str, int]] = []      # (trace index, n, method, panel)
     for n in ns:
@@ -102,7 +110,7 @@ def diversity_figure(
             fig.add_trace(go.Scatter(mode="lines", line=dict(color=colour, width=2.5), visible=visible,
                                      legendgroup=method, **data[1]), row=1, col=2)
             traces.append((len(fig.data), n, method, 2))
-            fig.add_trace(go.Bar(x=["fraction of values used", "mean Jaccard overlap"], marker_color=colour,
+            fig.add_trace(go.Bar(x=["values used", "mean Jaccard"], marker_color=colour,
                                  visible=visible, legendgroup=method, showlegend=False,
                                  texttemplate="%{y:.3f}", textposition="outside", **data[2]),
                           row=1, col=3)
@@ -120,7 +128,7 @@ def diversity_figure(
             update["y"].append(d["y"])
             update["name"].append(d["name"])
             update["x"].append(d.get("x", ["rows", "columns"] if panel == 0
-                                      else ["fraction of values used", "mean Jaccard overlap"]))
+                                      else ["values used", "mean Jaccard"]))
             update["error_y"].append(d.get("error_y", {}))
         steps.append(dict(method="restyle", label=str(m), args=[update, [t for t, *_ in data_traces]]))
 
@@ -130,19 +138,22 @@ def diversity_figure(
         buttons.append(dict(label=f"n = {n} (N = {n * n})", method="restyle", args=[{"visible": visible}]))
 
     queries = next(iter(sweep.values()))[methods[0]].distinct_rows.shape[0]
-    fig.update_layout(**base_layout(f"Top-m diversity over a batch of {queries} queries", height=460))
+    fig.update_layout(**base_layout(f"Top-m diversity over a batch of {queries} queries",
+                                    height=_TOP + _PLOT + _BOTTOM, min_width=_MIN_WIDTH))
+    fig.update_annotations(font_size=13)       # the panels' titles
     fig.update_layout(
-        margin=dict(l=60, r=30, t=90, b=150),
+        margin=dict(l=60, r=20, t=_TOP, b=_BOTTOM),
         barmode="group",
-        legend=dict(orientation="h", y=-0.5, x=0, yanchor="top", bgcolor="rgba(0,0,0,0)"),
+        legend=dict(orientation="h", y=_below(60), x=0, yanchor="top", bgcolor="rgba(0,0,0,0)"),
         sliders=[dict(active=ms.index(m_default), steps=steps, currentvalue=dict(prefix="m = "),
-                      pad=dict(t=40), x=0.0, len=0.4, y=-0.02, yanchor="top")],
+                      pad=dict(t=0, b=0), x=0.0, len=0.4, y=_below(115), yanchor="top")],
         updatemenus=[dict(type="buttons", direction="right", buttons=buttons, active=ns.index(n_default),
-                          x=0.5, xanchor="left", y=-0.24, yanchor="top", bgcolor="rgba(128,128,128,0.15)")],
+                          x=0.5, xanchor="left", y=_below(135), yanchor="top",
+                          bgcolor="rgba(128,128,128,0.15)")],
     )
     fig.update_yaxes(title_text="count (mean ± std)", rangemode="tozero", row=1, col=1, **axis_style())
-    fig.update_xaxes(title_text="fraction of values, most used first", range=[0, 1], row=1, col=2, **axis_style())
-    fig.update_yaxes(title_text="share of all selections", range=[0, 1.02], row=1, col=2, **axis_style())
+    fig.update_xaxes(title_text="values, most used first", range=[0, 1], row=1, col=2, **axis_style())
+    fig.update_yaxes(title_text="share of selections", range=[0, 1.02], row=1, col=2, **axis_style())
     fig.update_yaxes(title_text="fraction", range=[0, 1.12], row=1, col=3, **axis_style())
     fig.update_xaxes(row=1, col=1, **axis_style())
     fig.update_xaxes(row=1, col=3, **axis_style())

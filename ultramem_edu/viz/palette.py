@@ -6,7 +6,10 @@ and in a dark theme alike; sequential data use Cividis (designed for colour-blin
 """
 from __future__ import annotations
 
-__all__ = ["OKABE_ITO", "METHOD_COLORS", "SEQUENTIAL", "TEXT", "GRID", "base_layout", "axis_style", "rgba"]
+__all__ = [
+    "OKABE_ITO", "METHOD_COLORS", "SEQUENTIAL", "TEXT", "GRID", "TITLE_CHARS", "PHONE_WIDTH",
+    "base_layout", "axis_style", "rgba", "wrap_text", "min_width",
+]
 
 OKABE_ITO = {
     "black": "#000000",
@@ -45,23 +48,78 @@ def rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha:g})"
 
 
-def base_layout(title: str, height: int = 420, width: int | None = None) -> dict:
+# The book's text column is ~745 px wide at a 1366 px window and ~358 px on a 390 px phone.
+# A figure is laid out to be legible from PHONE_WIDTH up; one that needs more room (panels side by
+# side) says so with ``min_width`` and the book shows it in a horizontally scrolling box there.
+PHONE_WIDTH = 358
+TITLE_SIZE = 15
+TITLE_CHARS = 40        # characters per title line: 40 × ~7.5 px fits the phone's column
+_TITLE_LINE_PX = 20
+
+
+def wrap_text(text: str, width: int) -> str:
+    """Break ``text`` at spaces into lines of at most ``width`` characters, joined by ``<br>``.
+
+    Existing ``<br>`` breaks are kept; a single word longer than ``width`` stays whole.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not (isinstance(width, int) and width >= 1):
+        raise ValueError(f"width must be an int >= 1, got {width!r}")
+    lines: list[str] = []
+    for paragraph in text.split("<br>"):
+        line = ""
+        for word in paragraph.split():
+            if line and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "<br>".join(lines)
+
+
+def base_layout(
+    title: str, height: int = 420, width: int | None = None, min_width: int | None = None,
+    top: int = 30,
+) -> dict:
     """Layout keys shared by all figures: transparent backgrounds, grey text, a title.
 
-    Axes are styled per subplot with :func:`axis_style`.
+    The title is wrapped to :data:`TITLE_CHARS` characters a line (more when ``min_width`` gives
+    more room) and pinned to the top of the figure; the top margin holds its lines plus ``top`` px (room for subplot titles). ``min_width``
+    (px): the narrowest width at which the figure stays legible, when that is more than a phone's
+    column (see :func:`min_width`). Axes are styled per subplot with :func:`axis_style`.
     """
+    # a figure that scrolls below min_width has that much room for its title
+    chars = TITLE_CHARS if min_width is None else max(TITLE_CHARS, (min_width - 40) // 8)
+    text = wrap_text(title, chars)
+    lines = text.count("<br>") + 1
+    # plotly anchors a title's top by its first line less half a line per extra line: the pad
+    # makes up for it, so every title starts ~8 px below the figure's top edge
     layout = dict(
-        title=dict(text=title, x=0.01, xanchor="left"),
+        title=dict(text=text, x=0.01, xanchor="left", y=1, yref="container", yanchor="top",
+                   pad=dict(t=12 + 10 * (lines - 1)), font=dict(size=TITLE_SIZE)),
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         font=dict(color=TEXT, size=12),
         height=height,
-        margin=dict(l=60, r=30, t=90, b=60),
+        margin=dict(l=60, r=30, t=8 + lines * _TITLE_LINE_PX + top, b=60),
         legend=dict(bgcolor="rgba(0,0,0,0)"),
     )
     if width is not None:
         layout["width"] = width
+    if min_width is not None:
+        if not (isinstance(min_width, int) and min_width > 0):
+            raise ValueError(f"min_width must be a positive int (px), got {min_width!r}")
+        layout["meta"] = {"min_width": min_width}
     return layout
+
+
+def min_width(layout) -> int | None:
+    """The ``min_width`` a figure's layout (dict or plotly Layout) asks for, or None."""
+    meta = layout.get("meta") if isinstance(layout, dict) else getattr(layout, "meta", None)
+    value = meta.get("min_width") if isinstance(meta, dict) else None
+    return int(value) if value else None
 
 
 def axis_style() -> dict:

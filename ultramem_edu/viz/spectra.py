@@ -1,6 +1,6 @@
 """Singular spectra of the Tucker core during training, with and without the auxiliary loss.
 
-Top panel: σ₁..σ_r of the summed core (solid) and of each core C_c (dashed) over steps, for a run
+Top panel: σ₁..σ_r of the summed core (solid: σ₁ thick) and of each core C_c (dashed) over steps, for a run
 with the auxiliary loss and one without, and the margin τ below which the loss leaves σ₂.. alone.
 Bottom panel: recall@m of the layer's two-stage search against brute force on a probe batch —
 over the whole grid, and over the quadrant its rank-1 stage searches. The data are
@@ -68,7 +68,7 @@ def core_spectrum_figure(
             fig.add_trace(go.Scatter(
                 x=steps, y=[round(v, 5) for v in run.summed_sv[:, head, k].tolist()], mode="lines",
                 line=dict(color=colour, width=3.0 if k == 0 else 1.8),
-                name=f"{_sigma(k + 1)}, summed core" + (f" (σ₁/σ₂ → {ratio:.1f})" if k == 0 else ""),
+                name=_sigma(k + 1) + (f" (σ₁/σ₂ → {ratio:.1f})" if k == 0 else ""),
                 legendgroup=label, legendgrouptitle_text=label,
             ), row=1, col=1)
         cores = run.core_sv.shape[2]
@@ -77,18 +77,18 @@ def core_spectrum_figure(
                 fig.add_trace(go.Scatter(
                     x=steps, y=[round(v, 5) for v in run.core_sv[:, head, c, k].tolist()], mode="lines",
                     line=dict(color=colour, width=1.0, dash="dash"), opacity=0.6,
-                    name=f"per core (dashed), {cores} cores", legendgroup=label,
+                    name=f"σ's of the {cores} cores", legendgroup=label,
                     showlegend=(c == 0 and k == 0),
                     hovertemplate=f"core {c + 1}, {_sigma(k + 1)}: %{{y:.3f}}<extra>{label}</extra>",
                 ), row=1, col=1)
         fig.add_trace(go.Scatter(
             x=steps, y=[round(v, 4) for v in run.recall.tolist()], mode="lines",
-            line=dict(color=colour, width=2.5), name="recall vs whole grid",
+            line=dict(color=colour, width=2.5), name="recall, whole grid",
             legendgroup=label,
         ), row=2, col=1)
         fig.add_trace(go.Scatter(
             x=steps, y=[round(v, 4) for v in run.recall_quadrant.tolist()], mode="lines",
-            line=dict(color=colour, width=2.0, dash="dot"), name="recall vs stage-1 quadrant",
+            line=dict(color=colour, width=2.0, dash="dot"), name="recall, stage-1 quadrant",
             legendgroup=label,
         ), row=2, col=1)
     first, last = int(run_with.steps[0]), int(run_with.steps[-1])
@@ -97,14 +97,17 @@ def core_spectrum_figure(
         name=f"margin τ = {tau:g}", legendgroup="tau",
     ), row=1, col=1)
 
-    layout = base_layout("Tucker core spectrum during training, ± auxiliary loss", height=640)
-    layout["margin"] = dict(l=60, r=30, t=100, b=60)
-    fig.update_layout(**layout)
+    # The legend goes below the plots (pinned to the figure's bottom edge, which it pushes the
+    # plots away from) and the log/linear switch above them: at any width neither sits on a curve.
+    fig.update_layout(**base_layout("Tucker core spectrum during training, ± auxiliary loss",
+                                    height=760, top=75))
     fig.update_layout(
-        legend=dict(groupclick="toggleitem", bgcolor="rgba(0,0,0,0)"),
+        margin=dict(l=60, r=20, b=20),
+        legend=dict(orientation="h", groupclick="toggleitem", bgcolor="rgba(0,0,0,0)",
+                    yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
         updatemenus=[dict(
-            type="buttons", direction="right", x=1.02, xanchor="left", y=0.02, yanchor="bottom",
-            bgcolor="rgba(128,128,128,0.15)", showactive=True, active=0,
+            type="buttons", direction="right", x=0, xanchor="left", y=1, yanchor="bottom",
+            pad=dict(b=30, l=0, r=0, t=0), bgcolor="rgba(128,128,128,0.15)", showactive=True, active=0,
             buttons=[
                 dict(label="log σ", method="relayout", args=[{"yaxis.type": "log"}]),
                 dict(label="linear σ", method="relayout", args=[{"yaxis.type": "linear"}]),

@@ -14,19 +14,32 @@ from plotly.subplots import make_subplots
 
 from .._checks import check_int
 from ..diagnostics import RetrievalExample, retrieval_example
-from .palette import METHOD_COLORS, base_layout, axis_style
+from .palette import METHOD_COLORS, axis_style, base_layout, wrap_text
 
 __all__ = ["retrieval_topology_figure", "retrieval_topology_widget", "figure_explorer"]
 
 _PANELS = (
-    ("pkm", "additive PKM: s_row[i] + s_col[j]"),
-    ("tdqkr", "TDQKR: rank-1 stage + exact rescoring"),
-    ("brute", "brute force over S_rowᵀ C S_col"),
+    ("pkm", "PKM: s_row[i] + s_col[j]"),
+    ("tdqkr", "TDQKR: rank-1, rescored"),
+    ("brute", "brute force: S_rowᵀ C S_col"),
 )
 _LABELS = {"pkm": "PKM", "tdqkr": "TDQKR", "brute": "brute force"}
-_HEIGHT = 470
-_PANEL_PX = 300        # plot-area height of one panel; cells are square (scaleanchor)
+_KEY = ("grey: grid score (darker = higher) · squares: the top-m picks · circles: brute-force cells "
+        "TDQKR missed (its rank-1 stage searches only the top rows and columns; where both signed "
+        "scores are very negative, their product is large too, and that corner is never seen)")
+# Laid out in pixels for a text column from _MIN_WIDTH px up (the book's is ~745 px); narrower,
+# the book scrolls the figure sideways. Top: title, the key, the panels' titles; bottom: axis
+# titles, the legend, the slider for m and the dropdown for (r, query).
+_MIN_WIDTH = 620
+_TOP, _PLOT, _BOTTOM = 125, 210, 200   # px: the panels' domain is _PLOT tall, cells are square
+_HEIGHT = _TOP + _PLOT + _BOTTOM
+_PANEL_PX = 180        # a panel's width at the narrowest: sets the marker size
 _TRACES_PER_COMBO = 7  # 3 heatmaps, PKM / TDQKR / missed / brute picks
+
+
+def _below(px: float) -> float:
+    """Paper y of a point ``px`` pixels below the panels' bottom edge."""
+    return -px / _PLOT
 
 
 def _rounded(grid) -> list[list[float]]:
@@ -99,7 +112,7 @@ def retrieval_topology_figure(
     # examples[(r, seed)][m]; the grids do not depend on m
     examples = {c: {m: retrieval_example(n, m, c[0], c[1]) for m in m_values} for c in combos}
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in _PANELS], horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in _PANELS], horizontal_spacing=0.07)
     marker_traces: list[tuple[int, tuple[int, int], str]] = []   # (trace index, combo, pick key)
     for c_idx, combo in enumerate(combos):
         visible = c_idx == 0
@@ -145,34 +158,35 @@ def retrieval_topology_figure(
         buttons.append(dict(method="restyle", label=f"r = {r}, query {seed}", args=[{"visible": visible}]))
 
     layout = base_layout(
-        f"Retrieval topology: one query's top-m cells on the {n}×{n} grid", height=_HEIGHT
+        f"Retrieval topology: one query's top-m cells on the {n}×{n} grid", height=_HEIGHT,
+        min_width=_MIN_WIDTH,
     )
-    layout["margin"] = dict(l=50, r=20, t=115, b=150)
+    layout["margin"] = dict(l=50, r=20, t=_TOP, b=_BOTTOM)
     fig.update_layout(**layout)
-    fig.update_layout(legend=dict(orientation="h", y=-0.5, x=0, yanchor="top", bgcolor="rgba(0,0,0,0)"))
+    fig.update_annotations(font_size=13)       # the panels' titles
+    fig.update_layout(legend=dict(orientation="h", x=0, y=_below(55), yanchor="top",
+                                  bgcolor="rgba(0,0,0,0)"))
     fig.add_annotation(
-        text=("grey: grid score (darker = higher) · squares: the top-m picks · circles: brute-force cells "
-              "TDQKR missed<br>(its rank-1 stage searches only the top rows and columns; where both signed "
-              "scores are very negative, their product is large too, and that corner is never seen)"),
-        xref="paper", yref="paper", x=0, y=1.12, xanchor="left", yanchor="bottom", showarrow=False,
-        font=dict(size=11), align="left",
+        text=wrap_text(_KEY, 105), xref="paper", yref="paper", x=0, y=1 + 32 / _PLOT,
+        xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=11), align="left",
     )
     if len(m_values) > 1:
         fig.update_layout(sliders=[dict(
             active=m_values.index(m_default), steps=steps, currentvalue=dict(prefix="m = "),
-            pad=dict(t=30), x=0.0, len=0.45, y=-0.02, yanchor="top",
+            pad=dict(t=0, b=0), x=0.0, len=0.45, y=_below(110), yanchor="top",
         )])
     if len(combos) > 1:
         fig.update_layout(updatemenus=[dict(
-            type="dropdown", buttons=buttons, active=0, x=0.55, xanchor="left", y=-0.12, yanchor="top",
-            bgcolor="rgba(128,128,128,0.15)",
+            type="dropdown", buttons=buttons, active=0, x=0.55, xanchor="left", y=_below(130),
+            yanchor="top", bgcolor="rgba(128,128,128,0.15)",
         )])
     for col in (1, 2, 3):
         axis = "" if col == 1 else str(col)
         fig.update_xaxes(title_text="column j", range=[-0.5, n - 0.5], constrain="domain",
                          row=1, col=col, **axis_style())
         fig.update_yaxes(title_text="row i" if col == 1 else None, range=[n - 0.5, -0.5],
-                         scaleanchor=f"x{axis}", constrain="domain", row=1, col=col, **axis_style())
+                         scaleanchor=f"x{axis}", constrain="domain", constraintoward="top",
+                         row=1, col=col, **axis_style())
     return fig
 
 
