@@ -18,7 +18,7 @@ from .collectives import count_bytes
 from .comm_model import column_bytes, request_matrix, row_bytes
 from .shard import column_lookup, row_lookup, shard_layer
 
-__all__ = ["layer_equivalence", "lookup_equivalence", "TEST_CONFIG"]
+__all__ = ["layer_equivalence", "lookup_equivalence", "bad_wrap", "dead_peer", "sleeper", "TEST_CONFIG"]
 
 # A small layer with every part switched on: TDQKR (r = 2), MCS (h = 2), IVE (E = 4), two heads.
 TEST_CONFIG = dict(d_model=16, num_values=64, value_dim=8, key_dim=8, num_heads=2, topm=4, num_layers=2,
@@ -148,3 +148,51 @@ def lookup_equivalence(rank: int, world: int, scheme: str, pattern: str = "hot",
     else:
         result["model"] = column_bytes(tokens, 1, k, value_dim, world, cores, blocks, float_bytes=8)
     return result
+
+
+def bad_wrap(rank: int, world: int, case: str) -> str:
+    """Wrap a layer wrongly on purpose and return the error text this rank got ("" if none).
+
+    ``case``: "divide" — the group size does not divide the table; "config" — rank 1 built its
+    layer with another top-m; "scheme" — rank 1 asks for an unknown scheme.
+    """
+    cfg = dict(TEST_CONFIG)
+    scheme = "row" if case == "divide" else "column"
+    if case == "config" and rank == 1:
+        cfg["topm"] = 3
+    if case == "scheme" and rank == 1:
+        scheme = "rows"
+    torch.manual_seed(0)
+    layer = UltraMemLayer(UltraMemConfig(**cfg))
+    try:
+        shard_layer(layer, scheme=scheme)
+    except ValueError as e:
+        return str(e)
+    return ""
+
+
+def dead_peer(rank: int, world: int) -> float:
+    """Rank 1 dies without a word; rank 0 then enters the column lookup, which must fail (the peer's
+    connection closes, or the group's timeout passes) rather than wait for ever. Returns the
+    seconds rank 0 waited before its error (raised to the caller)."""
+    import os
+    import time
+
+    torch.manual_seed(0)
+    layer = shard_layer(UltraMemLayer(UltraMemConfig(**TEST_CONFIG)), scheme="column")
+    if rank == 1:
+        os._exit(3)
+    t0 = time.perf_counter()
+    try:
+        layer(torch.randn(4, TEST_CONFIG["d_model"]))
+    except RuntimeError as e:
+        raise RuntimeError(f"after {time.perf_counter() - t0:.1f} s: {e}") from e
+    return time.perf_counter() - t0
+
+
+def sleeper(rank: int, world: int, seconds: float) -> float:
+    """Sleep ``seconds`` (to test that :func:`run_group` stops a run that does not finish)."""
+    import time
+
+    time.sleep(seconds)
+    return seconds

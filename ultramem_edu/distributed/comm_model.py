@@ -125,7 +125,8 @@ def row_bytes_expected(tokens, heads: int, topm: int, value_dim: int, ranks, num
     b, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.int64), np.asarray(ranks, dtype=float))
     draws = b * heads * topm
     if dedup:
-        u = np.where(draws > 0, expected_distinct(num_values, 1, np.maximum(draws, 1)), 0.0)
+        safe = np.atleast_1d(np.maximum(draws, 1)).astype(np.int64)
+        u = np.where(draws > 0, expected_distinct(num_values, 1, safe).reshape(draws.shape), 0.0)
     else:
         u = draws.astype(float)
     return (p - 1) * index_bytes + (p - 1) / p * u * (index_bytes + 2 * value_dim * float_bytes)

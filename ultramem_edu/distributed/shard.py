@@ -77,7 +77,7 @@ def column_lookup(
     rank, world = group_rank_size(group)
     b, k, h = weights.shape
     w = shard.shape[1]
-    sizes = exchange_counts(torch.full((world,), b, dtype=torch.int64), group, op="batch sizes").tolist()
+    sizes = exchange_counts(torch.full((world,), b, dtype=torch.int64, device=indices.device), group, op="batch sizes").tolist()
     idx_all = all_gather_v(indices, sizes, group, op="indices")                 # (B_all, k)
     w_all = all_gather_v(weights, sizes, group, op="scores")                    # (B_all, k, h)
     g, cores = column_core_map(value_dim, h, rank * w, (rank + 1) * w)

@@ -1,0 +1,170 @@
+"""The sharded value table on real gloo process groups (2 and 4 processes on 127.0.0.1).
+
+Every distributed test starts its own group through ``run_group``, which kills the processes and
+fails after its timeout, so nothing here can hang; each takes a few seconds to start.
+"""
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from ultramem_edu.cost import paper_1p6b_configs
+from ultramem_edu.distributed import shard_layer
+from ultramem_edu.distributed.checks import TEST_CONFIG, bad_wrap, dead_peer, sleeper, layer_equivalence, lookup_equivalence
+from ultramem_edu.distributed.comm_model import (
+    column_bytes, column_total, crossover_tokens, request_matrix, row_bytes, row_bytes_expected,
+)
+from ultramem_edu.distributed.ddp import ddp_step_check
+from ultramem_edu.distributed.launch import GroupError, run_group
+from ultramem_edu.distributed.memory import min_ranks, paper_rank_memory, rank_memory, table_and_rest
+from ultramem_edu.distributed.shard import column_core_map
+from ultramem_edu.layer import UltraMemConfig, UltraMemLayer
+
+TOL = 1e-10   # float64
+
+
+def _assert_equivalent(results, world):
+    assert len(results) == world
+    for r in results:
+        assert r["indices_equal"]
+        for key in ("output", "input_grad", "value_grad", "replicated_grad"):
+            assert r[key] < TOL, (key, r[key])
+        assert r["measured"] == r["model"]
+        assert sum(r["measured"].values()) > 0
+
+
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("scheme", ["column", "row"])
+def test_sharded_layer_matches_single_process(scheme, world):
+    results = run_group(layer_equivalence, world, scheme, timeout=90)
+    _assert_equivalent(results, world)
+    d_v, n = TEST_CONFIG["value_dim"], TEST_CONFIG["num_values"]
+    expected = (n, d_v // world) if scheme == "column" else (n // world, d_v)
+    assert all(r["shard_shape"] == expected for r in results)
+
+
+def test_row_scheme_without_dedup_matches_and_sends_more():
+    plain = run_group(layer_equivalence, 2, "row", 6, 0, False, timeout=90)
+    _assert_equivalent(plain, 2)
+    dedup = run_group(layer_equivalence, 2, "row", 6, 0, True, timeout=90)
+    # the table has 64 rows and each rank selects 6·2·4 = 48: repeats are certain
+    assert sum(sum(r["measured"].values()) for r in plain) > sum(sum(r["measured"].values()) for r in dedup)
+
+
+@pytest.mark.parametrize("pattern", ["hot", "same"])
+@pytest.mark.parametrize("scheme", ["column", "row"])
+def test_lookups_with_hot_rows_and_shared_indices(scheme, pattern):
+    """4 ranks all selecting rank 0's rows (uneven load), or all selecting the same addresses."""
+    results = run_group(lookup_equivalence, 4, scheme, pattern, timeout=90)
+    for r in results:
+        assert r["output"] < TOL and r["table_grad"] < TOL and r["scores_grad"] < TOL, r
+        assert r["measured"] == r["model"]
+    if scheme == "row" and pattern == "hot":
+        served = [r["measured"]["rows"] for r in results]
+        assert served[0] > 0 and served[1:] == [0, 0, 0]         # one rank serves every other rank
+        assert np.array(results[0]["requests"])[:, 1:].sum() == 0
+
+
+@pytest.mark.parametrize("scheme", ["column", "row"])
+def test_ddp_step_equals_single_process_step(scheme):
+    results = run_group(ddp_step_check, 2, scheme, 1, timeout=120)
+    for r in results:
+        assert r["losses"][0] == pytest.approx(r["reference_losses"][0], abs=1e-6)
+        assert r["max_param_change"] > 1e-3                      # the step did move the parameters
+        assert r["max_param_diff"] < 1e-5                        # ... the same way in both runs
+
+
+@pytest.mark.parametrize("case, world, words", [
+    ("divide", 3, "needs the group size to divide num_values"),
+    ("config", 2, "disagrees with rank 0 on config fields ['topm']"),
+    ("scheme", 2, "rank 1: scheme must be one of"),
+])
+def test_bad_wrap_fails_on_every_rank(case, world, words):
+    t0 = time.perf_counter()
+    errors = run_group(bad_wrap, world, case, timeout=60, collective_timeout=10)
+    assert all(words in e for e in errors), errors
+    assert time.perf_counter() - t0 < 60
+
+
+def test_dead_rank_gives_an_error_not_a_hang():
+    t0 = time.perf_counter()
+    errors = run_group(dead_peer, 2, timeout=60, collective_timeout=5, return_errors=True)
+    assert isinstance(errors[0], str) and "RuntimeError" in errors[0]
+    assert "without a result" in errors[1]
+    assert time.perf_counter() - t0 < 60
+
+
+def test_run_group_times_out():
+    t0 = time.perf_counter()
+    with pytest.raises(GroupError, match="did not finish within 5"):
+        run_group(sleeper, 1, 60.0, timeout=5)
+    assert time.perf_counter() - t0 < 30
+
+
+# ------------------------------------------------------------------------------- no processes
+def test_shard_layer_needs_a_process_group():
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        shard_layer(UltraMemLayer(UltraMemConfig(**TEST_CONFIG)))
+
+
+@pytest.mark.parametrize("d_v, h, lo, hi", [(8, 2, 0, 4), (8, 2, 4, 8), (8, 2, 2, 4), (8, 4, 0, 4), (12, 2, 4, 8),
+                                             (24, 4, 9, 18)])
+def test_column_core_map_groups_stay_inside_a_core(d_v, h, lo, hi):
+    g, cores = column_core_map(d_v, h, lo, hi)
+    s = d_v // h
+    assert len(cores) * g == hi - lo
+    for i, c in enumerate(cores):
+        first, last = lo + i * g, lo + (i + 1) * g - 1
+        assert first // s == last // s == c
+
+
+def test_column_model_total_is_the_sum_of_its_parts():
+    for tokens, ranks in [(1, 2), (7, 4), (100, 8)]:
+        parts = column_bytes(tokens, 2, 64, 1024, ranks)
+        assert sum(parts.values()) == column_total(tokens, 2, 64, 1024, ranks)
+    with pytest.raises(ValueError, match="ranks must divide value_dim"):
+        column_bytes(4, 2, 8, 10, 4)
+
+
+def test_row_model_expectation_matches_sampling():
+    rng = np.random.default_rng(0)
+    tokens, heads, topm, d_v, ranks, n = 50, 2, 8, 16, 4, 4096
+    sent = []
+    for _ in range(200):
+        idx = [rng.integers(0, n, size=(tokens, heads * topm)) for _ in range(ranks)]
+        req = request_matrix(idx, n, ranks)
+        sent.append(np.mean([sum(row_bytes(req, p, d_v).values()) for p in range(ranks)]))
+    expected = row_bytes_expected(tokens, heads, topm, d_v, ranks, n)
+    assert float(np.mean(sent)) == pytest.approx(float(expected), rel=0.01)
+
+
+def test_crossover_is_where_the_row_scheme_starts_to_win():
+    kw = dict(heads=2, topm=64, value_dim=1024, ranks=8, num_values=3_189_796)
+    b = crossover_tokens(**kw)
+    assert b is not None and b > 1
+
+    def gap(t):
+        return float(row_bytes_expected(t, kw["heads"], kw["topm"], kw["value_dim"], kw["ranks"], kw["num_values"])
+                     - column_total(t, kw["heads"], kw["topm"], kw["value_dim"], kw["ranks"]))
+    assert gap(b) < 0 <= gap(b - 1)
+    assert crossover_tokens(**{**kw, "ranks": 1}) is None
+    assert crossover_tokens(**kw, dedup=False) is None      # without dedup rows never get cheaper
+
+
+def test_memory_accounting_of_the_paper_model():
+    spec = paper_1p6b_configs()["ultramem"]
+    table, rest = table_and_rest(spec)
+    assert table + rest == spec.params
+    assert table == spec.num_memory_layers * spec.memory.num_values * spec.memory.value_dim
+    per_rank = paper_rank_memory((1, 2, 64))
+    assert per_rank[0].total == pytest.approx(16 * spec.params)
+    assert per_rank[2].table == pytest.approx(per_rank[0].table / 64)
+    assert per_rank[1].replicated == per_rank[0].replicated
+    p = min_ranks(table, rest, 80e9)
+    assert rank_memory(table, rest, p).total <= 80e9 < rank_memory(table, rest, p // 2).total
+    assert min_ranks(table, rest, 16 * rest * 0.5) is None
+    with pytest.raises(ValueError, match="precision"):
+        rank_memory(1, 1, 1, precision="fp8")
+    assert math.isclose(rank_memory(10, 0, 1, "fp32").total, 160)
