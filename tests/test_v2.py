@@ -82,7 +82,8 @@ def test_model_wiring_param_groups_and_counts():
     assert len(groups["values"]) == 2 and groups["values"][0] is pool.values
     assert sum(p.numel() for g in groups.values() for p in g) == num_parameters(model)
     per_layer = [m.activated_parameters_per_token() for m in model.memories]
-    assert activated_parameters_per_token(model) == num_parameters(model) - num_parameters(model.memories) + sum(per_layer)
+    dense_part = num_parameters(model) - num_parameters(model.memories)
+    assert activated_parameters_per_token(model) == dense_part + sum(per_layer)
     assert num_parameters(model.memories) < sum(num_parameters(m) for m in model.memories)   # the pool counts once
     out = model(torch.randint(0, 11, (2, 8)), torch.randint(0, 11, (2, 8)))
     assert out.memory_aux_loss > 0                                     # the balance loss is in
@@ -117,7 +118,8 @@ def test_eq26_formula_and_monte_carlo_output_variance():
         e_s2 = float(w.pow(2).sum((1, 2, 3)).mean())                 # E[Σ_k s_k²]
         var_px = float(layer.pre_proj(x).var())
     sigma_v = float(layer.pool.values.detach().std())
-    predicted = e_s2 * cfg.pre_value_dim * var_px * sigma_v ** 4 * cfg.value_dim * float(layer.out_proj.weight.detach().var())
+    w_var = float(layer.out_proj.weight.detach().var())
+    predicted = e_s2 * cfg.pre_value_dim * var_px * sigma_v ** 4 * cfg.value_dim * w_var
     assert 0.8 < float(out.var()) / predicted < 1.25
     assert 0 < layer.pool.sigma_s_sq < 1
 

@@ -20,7 +20,8 @@ def check_window(rows: int, keys_per_side: int, values_per_layer: int = 34 * 34,
     if rows == int(values_per_layer * num_memory_layers * share_ratio) and rows != want_rows:
         raise AssertionError("Close: the window must be a square grid, ⌊√(P·share)⌋² rows.")
     if rows != want_rows:
-        raise AssertionError(f"Not quite: pool P = {values_per_layer}·{num_memory_layers}, window ⌊√(P·{share_ratio})⌋².")
+        raise AssertionError(f"Not quite: pool P = {values_per_layer}·{num_memory_layers}, "
+                             f"window ⌊√(P·{share_ratio})⌋².")
     if keys_per_side == math.isqrt(want_rows):
         raise AssertionError("The keys are expanded: key_expansion × √window per side.")
     if keys_per_side != want_keys:
@@ -53,7 +54,8 @@ def check_eq26_std(answer: float, ffn_ratio: float = 6.5, d_model: int = 768, to
     if math.isclose(answer, want ** 2, rel_tol=1e-3):
         raise AssertionError("That is a variance; Eq. 26 gives the standard deviation (a fourth root).")
     if math.isclose(answer, want ** 2 * want ** 2, rel_tol=1e-3) or math.isclose(answer, want ** 4, rel_tol=1e-3):
-        raise AssertionError("Take the fourth root: values and pre-values both carry σ_V, so σ_V⁴ enters the output.")
+        raise AssertionError("Take the fourth root: values and pre-values both carry σ_V, "
+                             "so σ_V⁴ enters the output.")
     if not math.isclose(answer, want, rel_tol=1e-3):
         raise AssertionError("Not quite: (0.2·k_inner·D / (m·H·(1+σ_s²)·D_pre·D_v·L_mem))^(1/4).")
     print(f"Correct: σ_V ≈ {want:.4f} for values and pre-values alike.")
