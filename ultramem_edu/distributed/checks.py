@@ -75,6 +75,7 @@ def layer_equivalence(rank: int, world: int, scheme: str, tokens: int = 6, seed:
         worst = max(worst, _max_diff(total, ref_grads[name].grad))
     result["replicated_grad"] = worst
     result["measured"] = log.by_op()
+    result["to_peer"] = log.peers(world)
     b_f = torch.empty((), dtype=dtype).element_size()
     if scheme == "column":
         model = column_bytes(tokens, cfg.num_heads, cfg.topm, cfg.value_dim, world, cfg.num_cores,
@@ -140,6 +141,7 @@ def lookup_equivalence(rank: int, world: int, scheme: str, pattern: str = "hot",
         "table_grad": _max_diff(shard.grad, ref_shard_grad),
         "scores_grad": _max_diff(w_mine.grad, w_ref[rank].grad),
         "measured": log.by_op(),
+        "to_peer": log.peers(world),
     }
     if scheme == "row":
         requests = request_matrix([i.numpy() for i in idx], num_values, world, dedup=dedup)

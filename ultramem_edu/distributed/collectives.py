@@ -32,13 +32,21 @@ class CommLog:
     """Bytes this rank sent to other ranks, per named exchange (forward and backward apart)."""
 
     records: list[tuple[str, int]] = field(default_factory=list)
+    to_peer: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
-    def add(self, op: str, nbytes: int) -> None:
+    def add(self, op: str, nbytes: int, per_peer: Sequence[int] | None = None) -> None:
+        """Record ``nbytes`` sent by ``op``; ``per_peer[q]``: the part that went to rank q."""
         self.records.append((op, int(nbytes)))
+        for q, n in enumerate(per_peer or ()):
+            self.to_peer[q] += int(n)
 
     @property
     def total(self) -> int:
         return sum(n for _, n in self.records)
+
+    def peers(self, world_size: int) -> list[int]:
+        """Bytes sent to each rank 0 … world_size − 1 (0 to itself)."""
+        return [self.to_peer.get(q, 0) for q in range(world_size)]
 
     def by_op(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -71,9 +79,9 @@ def _a2a(x: torch.Tensor, out_splits: Sequence[int], in_splits: Sequence[int], g
     rank, _ = group_rank_size(group)
     x = x.contiguous()
     row_bytes = math.prod(x.shape[1:]) * x.element_size()
-    sent = sum(n for q, n in enumerate(in_splits) if q != rank) * row_bytes
+    per_peer = [0 if q == rank else int(n) * row_bytes for q, n in enumerate(in_splits)]
     for log in _ACTIVE:
-        log.add(op, sent)
+        log.add(op, sum(per_peer), per_peer)
     out = x.new_empty((int(sum(out_splits)), *x.shape[1:]))
     dist.all_to_all_single(out, x, [int(s) for s in out_splits], [int(s) for s in in_splits], group=group)
     return out
