@@ -8,6 +8,7 @@ disk keyed by the kernels' source, so a second run takes about a second. The fir
 import inspect
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -63,6 +64,19 @@ def test_a_slice_width_not_a_multiple_of_16_gives_scalar_loads(reports):
         assert "S" not in r["specialisation"]["divisible_by_16"]
         assert set(r["row_load_bits"]) == ROW_READS[v["kernel"]]
         assert r["max_row_load_bits"] == ELEMENT_BITS[v["dtype"]], (v, r["row_load_bits"])
+
+
+def test_annotated_ptx_of_the_value_load_shows_the_cliff(reports):
+    from ultramem_edu.kernels import value_lookup_triton as kernels
+
+    excerpts = {}
+    for shape in (ALIGNED, MISALIGNED):
+        (r,) = ki.inspect_variants([ki.Variant("fwd", 90, "bfloat16", "int64", shape)], keep_ptx=True)
+        excerpts[shape.slice_width] = ki.annotated_excerpt(r["ptx"], kernels._fwd_kernel.fn, "v = tl.load(values_ptr")
+    assert "ld.global.v4.b32" in excerpts[384] and "128-bit load" in excerpts[384]
+    assert "ld.global.b16" not in excerpts[384]
+    assert re.search(r"ld\.global\.b16 .*x16\s+// 16-bit load", excerpts[104]), excerpts[104]
+    assert "v4" not in excerpts[104]
 
 
 def test_specialisation_is_derived_from_the_tensors():

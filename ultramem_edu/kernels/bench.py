@@ -120,6 +120,46 @@ def model_bytes(shape: Shape, n: int, backward: bool) -> int:
     return fwd + bwd
 
 
+def conflict_stats(indices: torch.Tensor, n: int) -> dict:
+    """How the B*k hits of ``indices`` (B, k) fall on the N physical rows: the scatter's conflicts."""
+    rows = (indices.reshape(-1).long() % n)
+    counts = torch.bincount(rows, minlength=n)
+    hit = counts[counts > 0]
+    return {"hits": rows.numel(), "distinct_rows": hit.numel(), "max_hits_per_row": int(hit.max()) if hit.numel() else 0,
+            "mean_hits_per_touched_row": rows.numel() / max(hit.numel(), 1)}
+
+
+def backward_programs(shape: Shape, distinct_rows: int) -> dict:
+    """Programs each backward launches (the launchers' grids): the atomic kernel, and the sorted path's
+    two kernels (d scores, then one program per distinct row, core and column tile for d values)."""
+    from .value_lookup_triton import BLOCK_K, _block_d
+
+    s = shape.d_v // shape.cores
+    tiles = -(-s // _block_d(s))
+    per_bag = shape.tokens * -(-shape.k // BLOCK_K) * shape.cores
+    return {"atomic": per_bag, "sorted_scores": per_bag, "sorted_values": distinct_rows * shape.cores * tiles}
+
+
+def backward_value_bytes(shape: Shape, n: int, distinct_rows: int) -> dict:
+    """Model bytes of the value gradient, per strategy and term (the d-scores part is common to both).
+
+    atomic: zero-fill of the fp32 buffer, a read-modify-write of a row slice in fp32 per hit (an upper
+    bound: hits on a row still in L2 cost less), the output gradient gathered per hit, and for half
+    types a cast pass over the dense buffer. sorted (reverse indices): the stable sort of the B*k row
+    numbers (counted as one read and one write of 8-byte keys and 8-byte positions; a radix sort makes
+    a few such passes), the permuted hit arrays (bag, block, h scores) written and read, the output
+    gradient gathered per hit, the zero-fill of the dense result, and one store per distinct row.
+    """
+    size = torch.tensor([], dtype=shape.dtype).element_size()
+    hits, d, h = shape.tokens * shape.k, shape.d_v, shape.cores
+    return {
+        "atomic": {"zero-fill": n * d * 4, "read-modify-write": 2 * hits * d * 4, "gather grad_out": hits * d * size,
+                   "cast to dtype": n * d * (4 + size) if size < 4 else 0},
+        "sorted": {"sort": 2 * hits * 16, "hit arrays": 2 * hits * (16 + h * size), "gather grad_out": hits * d * size,
+                   "zero-fill": n * d * size, "store rows": distinct_rows * d * size},
+    }
+
+
 def make_timer(cuda: bool, repeats: int = 3):
     """Median milliseconds of fn(): triton.testing.do_bench on CUDA, else a wall clock over ``repeats`` runs.
 

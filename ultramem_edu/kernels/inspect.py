@@ -286,6 +286,48 @@ def ptx_for_lines(ptx: str, first: int, last: int) -> list[str]:
     return out
 
 
+_NOTES = (  # (opcode pattern, what it does in the lookup), first match wins
+    (r"^ld\.global\.v4\.b32", "128-bit load: 4 fp32 or 8 bf16/fp16 of a value row in one instruction"),
+    (r"^ld\.global\.v2\.b32", "64-bit load: 2 fp32 or 4 half-precision elements"),
+    (r"^ld\.global\.b16", "16-bit load: ONE half-precision element"),
+    (r"^ld\.global\.b32", "32-bit load: one fp32 element (or two half-precision)"),
+    (r"^ld\.global\.b64", "64-bit load: one int64 index"),
+    (r"^(mul|mad|shl|add|sub)\.(lo\.|wide\.)?[sub]64|^(mad|mul)\.wide", "address: row * stride_vn + column, in bytes, + base"),
+    (r"^(mul|add|mad)\.lo\.s32|^add\.s32", "column offset arithmetic (32-bit)"),
+    (r"^(and|or)\.pred|^setp", "mask: row hits this block, column inside the slice"),
+    (r"^cvt\.f32\.(bf16|f16)", "widen to the fp32 accumulator"),
+    (r"^(mul|fma\.rn)\.f32", "score * value, in fp32"),
+)
+
+
+def annotated_excerpt(ptx: str, fn, marker: str, lines: int = 2, width: int = 56) -> str:
+    """The PTX generated for the ``lines`` source lines of kernel ``fn`` starting at the one containing
+    ``marker``: consecutive instructions doing the same job shown once, with their count and a note;
+    register moves are counted, not shown."""
+    first = source_line_of(fn, marker)
+    groups: list[list] = []
+    moves = 0
+    for ins in ptx_for_lines(ptx, first, first + lines - 1):
+        bare = re.sub(r"^@!?%p\d+\s+", "", ins)
+        if bare.startswith("mov"):
+            moves += 1
+            continue
+        note = next((text for pattern, text in _NOTES if re.search(pattern, bare)), "")
+        if groups and groups[-1][1] == note:
+            groups[-1][2] += 1
+        else:
+            groups.append([ins, note, 1])
+    out = []
+    for ins, note, n in groups:
+        ins = " ".join(ins.split())
+        shown = ins if len(ins) <= width else ins[:width - 3] + "..."
+        count = f"x{n}" if n > 1 else ""
+        out.append(f"{shown:<{width}} {count:>4}  // {note}" if note else shown)
+    if moves:
+        out.append(f"// and {moves} register moves (mov), not shown")
+    return "\n".join(out)
+
+
 # ------------------------------------------------------------------ capturing the launchers' arguments
 
 
