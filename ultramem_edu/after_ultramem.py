@@ -90,9 +90,11 @@ def match_activated(build: Callable[[int], TransformerLM], target: int, start: i
     return min(start, h)
 
 
-def model_builders(vocab_size: int, spec: dict = SPEC) -> dict[str, tuple[Callable[[], TransformerLM], str]]:
-    """name → (builder, description): dense, MoE and the memory models at the dense model's
-    activated parameters per token (the memory models' FFN hidden width is narrowed to match)."""
+def model_builders(vocab_size: int, spec: dict = SPEC, target: int | None = None
+                   ) -> dict[str, tuple[Callable[[], TransformerLM], str]]:
+    """name → (builder, description): dense, MoE and the memory models, each memory model with its FFN
+    hidden width narrowed until its activated parameters per token (non-embedding) reach ``target``
+    (default: the dense model's) from below, the FFN never wider than the dense 4·D."""
     s = spec["sizes"]
     d, L = s["d_model"], s["n_layers"]
 
@@ -101,7 +103,8 @@ def model_builders(vocab_size: int, spec: dict = SPEC) -> dict[str, tuple[Callab
                                       seq_len=s["seq_len"], ffn=ffn, ffn_hidden=ffn_hidden, moe=moe,
                                       memory=memory, memory_wiring=tuple(wiring)))
 
-    target = parameter_counts(lm())["activated"]
+    if target is None:
+        target = parameter_counts(lm())["activated"]
     builders = {
         "dense": (lambda: lm(), f"dense, FFN hidden {4 * d}"),
         "moe": (lambda: lm(ffn="moe", moe=MoEConfig(d, n_experts=spec["n_experts"], top_k=2)),
