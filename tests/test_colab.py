@@ -90,7 +90,10 @@ print(json.dumps({"package": ultramem_edu.__file__, "cwd": os.getcwd(),
 
 def top_level_names(distribution: str) -> set[str]:
     """The site-packages entries an installed distribution owns (packages, .pth files, dist-info)."""
-    files = importlib.metadata.distribution(distribution).files or []
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return set()
     return {Path(f).parts[0] for f in files} - {".."}
 
 
@@ -132,7 +135,8 @@ def preinstalled(dest: Path, hide: tuple[str, ...], torch_requires: tuple[str, .
         if entry.name not in hidden and entry.suffix != ".pth":
             (dest / entry.name).symlink_to(entry)
     if torch_requires:
-        info = Path(importlib.metadata.distribution("torch")._path)  # torch-<version>.dist-info
+        files = importlib.metadata.distribution("torch").files
+        info = Path(next(f for f in files if f.name == "METADATA" and f.parent.suffix == ".dist-info").locate()).parent
         (dest / info.name).unlink()
         shutil.copytree(info, dest / info.name)
         head, sep, body = (info / "METADATA").read_text(encoding="utf-8").partition("\n\n")
