@@ -24,8 +24,9 @@ ZihaoHuang-notabot/Ultra-Sparse-Memory-Network). What changes against UltraMem (
    computes it but never applies it).
 6. **Initialisation** (paper Eq. 26, Appendix A.3, as implemented in the released code): query/key
    LayerNorm weights D_k^-0.4, keys N(0, 1/D_k), query projection N(0, 1/D_k), pre-value
-   projection N(0, 1/D), cores U(0, 1), W_o N(0, (0.02/√(2L))²) like every residual projection, and
-   values *and* pre-values with std
+   projection N(0, 1/D), cores U(0, 1), W_o N(0, (init_std/√(2L))²) like every residual projection
+   (released: init_std = 0.0228 with OLMo's "full_megatron" init; ours 0.02, GPT-2's), and values *and*
+   pre-values with std
 
        σ_V = (0.2 · k_inner · D / (m · H · (1 + σ_s²) · D_pre · D_v · L_mem))^{1/4},
 
@@ -35,7 +36,8 @@ ZihaoHuang-notabot/Ultra-Sparse-Memory-Network). What changes against UltraMem (
 Deviations (stated): the released query projection is 2·r·D_k wide but its GPU path reads only the
 first 2·D_k columns; here the query is 2·D_k wide (row half, column half), shared by every head and
 key set. The balance-loss coefficient of the released runs is not in the stored sources; the default
-here (0.01, Switch's) is ours.
+here (0.01, Switch's) is ours. The released layer's output dropout (a config rate) is left out, and its
+query/key norms are whatever norm the OLMo config builds; here they are LayerNorms without bias.
 """
 from __future__ import annotations
 
