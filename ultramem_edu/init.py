@@ -7,12 +7,13 @@ Target: the layer's output variance ≈ 1/(2L) for L transformer layers.
 - Values ~ N(0, E/(2·m·H·L)): each of the E virtual blocks receives ≈ m·H/E scores of ≈ 1, so a
   pooled block has variance ≈ (m·H/E)·E/(2·m·H·L) = 1/(2L).
 - The output projection (E·D_v → D) has std 1/√(E·D_v), which keeps that variance.
-(The released code instead uses std 0.02 and LayerNorm weights that are constants.)
+(The released code instead draws the values with std 0.02 and sets both LayerNorm weights to the
+constant D_k^-0.33: ``reset_parameters`` of ``olmo/ultramem_layer.py``, commit 6da52aa.)
 
 Training caveat (measured, not in the paper). With Adam the update of a value row is ≈ lr whatever
 its scale, so how fast the memory's *output* learns is set by lr × (selected score), and how far a
 row moves relative to its random init by lr / std(V). This initialisation puts the output scale in
-the values (std ≈ 0.18, scores ≈ 1), the released code's in the scores (LN weights 1, std 0.02).
+the values (std ≈ 0.18, scores ≈ 1), the released code's in the scores (LN weights D_k^-0.33, std 0.02).
 At equal output variance the two are not equivalent in training: in the ``lm`` experiment's model
 (D=64, N=96², E=4, r=2, h=2, lr 3e-3, 300 steps, value_lr_k=1) this init reaches val 2.50/2.51
 (seeds 0/1) with 2.9 % of values ever read, while LN weights 1 and values ×1/85 (same output
