@@ -7,7 +7,11 @@
    (``ULTRAMEM_BOOK_BUILD=1`` switches figures to the book's own plotly.js),
 4. checks that every page of ``_toc.yml`` was written.
 
-Exits non-zero on any warning, failed notebook or missing page.
+Exits non-zero on any warning, failed notebook or missing page. A cell still running after the
+per-cell ``execute.timeout`` of ``_config.yml`` is such a failure: the log shows nbclient's
+``CellTimeoutError`` with a preview of the cell under the notebook's name. A finished cell never
+waits for that limit: the ``kernel_poll`` extension (``scripts/kernel_poll.py``) waits for kernel
+messages in short slices.
 """
 
 from __future__ import annotations
