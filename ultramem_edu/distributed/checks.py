@@ -18,7 +18,7 @@ from .collectives import count_bytes
 from .comm_model import column_bytes, request_matrix, row_bytes
 from .shard import column_lookup, row_lookup, shard_layer
 
-__all__ = ["layer_equivalence", "lookup_equivalence", "bad_wrap", "dead_peer", "sleeper", "TEST_CONFIG"]
+__all__ = ["layer_equivalence", "lookup_equivalence", "bad_wrap", "dead_peer", "sleeper", "chapter_demo", "TEST_CONFIG"]
 
 # A small layer with every part switched on: TDQKR (r = 2), MCS (h = 2), IVE (E = 4), two heads.
 TEST_CONFIG = dict(d_model=16, num_values=64, value_dim=8, key_dim=8, num_heads=2, topm=4, num_layers=2,
@@ -198,3 +198,13 @@ def sleeper(rank: int, world: int, seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+def chapter_demo(rank: int, world: int) -> dict:
+    """Chapter 13's live check in one group: :func:`layer_equivalence` for both schemes, then the
+    error every rank gets when rank 1's layer has another configuration."""
+    return {
+        "column": layer_equivalence(rank, world, "column"),
+        "row": layer_equivalence(rank, world, "row"),
+        "mismatch": bad_wrap(rank, world, "config"),
+    }
