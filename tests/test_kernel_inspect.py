@@ -17,6 +17,8 @@ from ultramem_edu.kernels import inspect as ki
 
 ALIGNED = ki.ExampleShape()                       # D_v = 768, h = 2: slices of 384 columns
 MISALIGNED = ki.ExampleShape(d_v=208, cores=2)    # slices of 104 columns: 104 % 16 = 8
+# Chapter 9, exercise 5: float16 forward on sm_80, slice width -> widest value-row load (the solution's numbers).
+EXERCISE_5 = {24: 16, 48: 128, 80: 128, 144: 128}
 ELEMENT_BITS = {"float32": 32, "float16": 16, "bfloat16": 16}
 # The tensors of value rows (N or B*E rows of D_v) each kernel must read.
 ROW_READS = {"fwd": {"values_ptr"}, "bwd_atomic": {"values_ptr", "grad_out_ptr"},
@@ -27,12 +29,13 @@ ROW_READS = {"fwd": {"values_ptr"}, "bwd_atomic": {"values_ptr", "grad_out_ptr"}
 def reports():
     aligned = ki.all_variants(ALIGNED)
     misaligned = ki.all_variants(MISALIGNED, dtypes=("float32", "bfloat16"), index_dtypes=("int64",))
-    got = ki.inspect_variants(aligned + misaligned)
-    return got[:len(aligned)], got[len(aligned):]
+    exercise = [ki.Variant("fwd", 80, "float16", "int64", ki.ExampleShape(d_v=2 * s)) for s in EXERCISE_5]
+    got = ki.inspect_variants(aligned + misaligned + exercise)
+    return got[:len(aligned)], got[len(aligned):len(aligned) + len(misaligned)], got[len(aligned) + len(misaligned):]
 
 
 def test_every_variant_compiles_for_sm80_and_sm90a(reports):
-    aligned, misaligned = reports
+    aligned, misaligned, _ = reports
     failed = [(r["variant"], r["error"]) for r in aligned + misaligned if not r["ok"]]
     assert not failed
     seen = {(r["variant"]["kernel"], r["arch_name"], r["variant"]["dtype"], r["variant"]["index_dtype"])
@@ -42,7 +45,7 @@ def test_every_variant_compiles_for_sm80_and_sm90a(reports):
 
 
 def test_no_spills_and_a_resident_block(reports):
-    for r in reports[0] + reports[1]:
+    for r in reports[0] + reports[1] + reports[2]:
         assert r["spill_stores"] == 0 and r["spill_loads"] == 0, (r["variant"], r["ptxas_log"])
         assert 0 < r["registers"] <= 255
         assert r["occupancy"]["blocks_per_sm"] >= 1
@@ -64,6 +67,12 @@ def test_a_slice_width_not_a_multiple_of_16_gives_scalar_loads(reports):
         assert "S" not in r["specialisation"]["divisible_by_16"]
         assert set(r["row_load_bits"]) == ROW_READS[v["kernel"]]
         assert r["max_row_load_bits"] == ELEMENT_BITS[v["dtype"]], (v, r["row_load_bits"])
+
+
+def test_chapter_9_exercise_5_solution(reports):
+    got = {r["variant"]["shape"]["d_v"] // 2: r["max_row_load_bits"] for r in reports[2]}
+    assert got == EXERCISE_5
+    assert all(set(r["row_load_bits"]) == {"values_ptr"} for r in reports[2])
 
 
 def test_annotated_ptx_of_the_value_load_shows_the_cliff(reports):

@@ -456,12 +456,14 @@ def compile_with_ptxas_log(src, target, options: dict):
 
 
 def _row_tensors(args: tuple, fn, d_v: int) -> list[str]:
-    """Kernel arguments that hold value rows: tensors of two or more dims whose last dim is D_v."""
+    """Kernel arguments that hold value rows: floating-point tensors of two or more dims whose last dim
+    is D_v (the table, the output, its gradient, the value gradient; not indices or scores)."""
     import inspect as pyinspect
 
     names = list(pyinspect.signature(fn).parameters)
     return [name for name, a in zip(names, args)
-            if isinstance(a, torch.Tensor) and a.dim() >= 2 and a.shape[-1] == d_v]
+            if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dim() >= 2 and a.shape[-1] == d_v
+            and not name.startswith(("scores", "hit_scores", "grad_scores"))]
 
 
 def compile_variant(variant: Variant, keep_ptx: bool = True) -> dict:
