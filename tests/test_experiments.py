@@ -1,16 +1,24 @@
-"""The chapter-11 experiments: each one's quick mode runs (with even smaller overrides here), writes a
-valid JSON with the metadata fields, and ``resume`` skips finished runs."""
+"""The chapter-11 experiments: each one's quick mode runs and writes a result file with its metadata;
+resume reuses finished runs and refuses corrupt or mismatched ones; shards split a suite; the
+statistics (paired Δ with a power estimate, the log-N fit, staircase violations) are checked against
+plain references."""
 import json
+import math
+import random
 
 import pytest
 import torch
 
-from ultramem_edu.experiments import EXPERIMENTS, run
+from ultramem_edu.experiments import EXPERIMENTS, SUITE, run
 from ultramem_edu.experiments.__main__ import main
-from ultramem_edu.experiments.common import kjv_tokens, mean_std, model_parameter_counts
-from ultramem_edu.experiments.lm import MODELS
+from ultramem_edu.experiments.common import (ResumeError, RunStore, kjv_splits, linear_fit, mean_std,
+                                             model_parameter_counts, paired_delta, resolve_device)
+from ultramem_edu.experiments.families import (MODEL_FAMILIES, Family, FamilyContext, grid_for, make_family,
+                                               register_family)
+from ultramem_edu.experiments.specs import SPECS, experiment_spec
+from ultramem_edu.experiments.trainer import make_optimizer, train_run
 
-META = ("experiment", "mode", "seeds", "git_commit", "machine", "date", "config")
+META = ("experiment", "mode", "seeds", "git_commit", "machine", "date", "config", "device", "complete")
 
 
 @pytest.fixture(autouse=True)
@@ -21,107 +29,358 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-def _check_json(path, name):
+def _check_json(path, name, mode="quick-custom"):
     data = json.loads(path.read_text())
     for key in META:
         assert key in data, key
-    assert data["experiment"] == name and data["mode"] == "quick"
+    assert data["experiment"] == name and data["mode"] == mode
     assert {"platform", "torch", "threads"} <= set(data["machine"])
+    assert data["device"]["device"] == "cpu"
     assert isinstance(data["git_commit"], str) and data["git_commit"]
     return data
 
 
-def test_lm_quick_and_resume(tmp_path):
-    kw = dict(quick=True, out=tmp_path, checkpoints=tmp_path / "ck", steps=3, models=("dense", "ultramem"),
-              progress=False)
+def _kw(tmp_path, **extra):
+    return dict(quick=True, out=tmp_path, checkpoints=tmp_path / "ck", progress=False, **extra)
+
+
+# ------------------------------------------------------------------------------------------ lm
+def test_lm_sweep_selects_on_select_split_and_reports_test(tmp_path):
+    kw = _kw(tmp_path, steps=3, seeds=(0, 1), models=("dense", "pkm"))
     first = run("lm", **kw)
     data = _check_json(tmp_path / "exp_lm.json", "lm")
-    assert (tmp_path / "exp_lm.csv").exists()
-    assert set(data["models"]) == {"dense", "ultramem"}
-    for r in data["models"].values():
-        assert r["final_val_loss"]["mean"] > 0 and r["tokens_per_s"]["mean"] > 0
-        assert r["curve"]["step"][0] == 0 and r["curve"]["step"][-1] == 3
-    assert first["runs_skipped"] == []
+    assert (tmp_path / "exp_lm.csv").exists() and data["complete"]
+    for name in ("dense", "pkm"):
+        r = data["models"][name]
+        sweep = {float(k): v for k, v in r["sweep"].items()}
+        assert len(sweep) >= 3 and r["lr"] == min(sweep, key=sweep.get)        # chosen on the select split
+        assert r["seeds"] == [0, 1] and len(r["test_loss_per_seed"]) == 2
+        assert r["tokens_trained"] == 3 * SPECS["lm"]["quick"]["train"]["batch_size"] * 32
+        assert all(run_["lr"] == r["lr"] for run_ in r["runs"])
+        assert r["test_loss_per_seed"][0] != r["select_loss_per_seed"][0]   # two different splits
+    assert data["models"]["pkm"]["recipe"] == {"value_lr": 1e-3}
+    assert "dense - pkm" in data["comparisons"]
     again = run("lm", resume=True, **kw)
-    assert sorted(again["runs_skipped"]) == ["dense_seed0", "ultramem_seed0"]
-    assert again["models"]["ultramem"]["final_val_loss"] == first["models"]["ultramem"]["final_val_loss"]
+    assert len(again["runs_skipped"]) == 2 * 3 + 2
+    for name in ("dense", "pkm"):
+        assert again["models"][name]["test_loss_per_seed"] == first["models"][name]["test_loss_per_seed"]
 
 
-def test_lm_models_are_compute_matched():
-    from ultramem_edu.experiments import lm
-
-    tok = kjv_tokens()[0]
-    builders = lm.model_builders(tok.vocab_size, lm.QUICK)
-    counts = {k: model_parameter_counts(b[0]()) for k, b in builders.items()}
+def test_families_are_compute_matched_and_hold_equal_value_parameters():
+    tok = kjv_splits()[0]
+    spec = SPECS["lm"]["quick"]
+    ctx = FamilyContext(vocab_size=tok.vocab_size, **spec["model"])
+    counts = {}
+    for name in MODEL_FAMILIES:
+        fam = make_family(name, ctx, spec["pkm_values"] if name == "pkm" else spec["num_values"])
+        assert fam.compute_matched, name
+        counts[name] = model_parameter_counts(fam.build())
     dense = counts["dense"]["activated"]
-    for name in ("moe", "pkm", "ultramem"):
-        assert abs(counts[name]["activated"] - dense) <= 0.03 * dense, (name, counts[name], dense)
-        assert counts[name]["total"] > counts["dense"]["total"]
-    assert counts["dense_wide"]["activated"] > 2 * dense
+    for name, c in counts.items():
+        assert abs(c["activated"] - dense) <= 0.03 * dense, (name, c, dense)
+    pkm_values = spec["pkm_values"] * ctx.d_model
+    um_values = spec["num_values"] * ctx.d_model // 2
+    assert pkm_values == um_values
 
 
-def test_ladder_quick(tmp_path):
-    data = run("ladder", quick=True, out=tmp_path, checkpoints=tmp_path / "ck", steps=2, rungs=5, progress=False,
-               value_lr_k=4.0)
-    saved = _check_json(tmp_path / "exp_ladder.json", "ladder")
-    assert [r["name"] for r in saved["rungs"]][:2] == ["PKM", "remove softmax"]
-    assert saved["rungs"][0]["delta"]["mean"] == 0.0
-    assert saved["config"]["value_lr_k"] == 4.0
-    # the split rung has two memories with about the total values of the one before
-    split = saved["rungs"][4]
-    assert len(split["wiring"]) == 2 and split["wiring"][0][0] < split["wiring"][0][1]
-    before, after = saved["rungs"][3]["memory"]["num_values"], 2 * split["memory"]["num_values"]
-    assert abs(after - before) / before < 0.05
-    assert data["paper_table2"]["deltas"]["IVE (E=4)"] == -0.017
+def test_released_and_paper_recipes_differ_as_stated():
+    tok = kjv_splits()[0]
+    ctx = FamilyContext(vocab_size=tok.vocab_size, **SPECS["lm"]["quick"]["model"])
+    assert make_family("ultramem_paper_k10", ctx, 512).recipe == {"value_lr_k": 10.0}
+    assert make_family("ultramem_paper_k4", ctx, 512).recipe == {"value_lr_k": 4.0}
+    torch.manual_seed(0)
+    released = make_family("ultramem_released", ctx, 512)
+    assert released.recipe == {"value_lr_k": 4.0}
+    layer = released.build().memories[0]
+    k = ctx.key_dim
+    torch.testing.assert_close(layer.query_norm.weight, torch.full((k,), k ** -0.33))
+    torch.testing.assert_close(layer.key_norm.weight, torch.full((k,), k ** -0.33))
+    assert abs(float(layer.values.detach().std()) - 0.02) < 0.002
 
 
-def test_ladder_value_lr_rung():
-    from ultramem_edu.experiments.ladder import QUICK, ladder_rungs
+def test_register_family_and_unknown_names():
+    tok = kjv_splits()[0]
+    ctx = FamilyContext(vocab_size=tok.vocab_size, **SPECS["lm"]["quick"]["model"])
+    with pytest.raises(ValueError, match="unknown model family"):
+        make_family("nope", ctx, 256)
+    with pytest.raises(ValueError, match="already registered"):
+        register_family("dense", MODEL_FAMILIES["dense"])
+    register_family("dense_copy_for_test", lambda c, n: Family("x", MODEL_FAMILIES["dense"](c).build, {}, "copy", 1))
+    try:
+        assert make_family("dense_copy_for_test", ctx).name == "dense_copy_for_test"
+    finally:
+        MODEL_FAMILIES.pop("dense_copy_for_test")
 
-    rungs = ladder_rungs(QUICK, value_lr_k=7.0)
-    ks = {r["name"]: r["value_lr_k"] for r in rungs}
-    assert ks["improved init"] == 1.0 and ks["value lr decay (optimiser)"] == 7.0 and ks["causal depthwise conv"] == 7.0
+
+def test_grid_for_accepts_squares_and_twice_squares_only():
+    assert grid_for(64) == 1 and grid_for(128) == 2 and grid_for(2 ** 15) == 2
+    for bad in (3, 96, 0, -4, 2.0):
+        with pytest.raises(ValueError, match="num_values"):
+            grid_for(bad)
 
 
-def test_facts_quick(tmp_path):
-    run("facts", quick=True, out=tmp_path, checkpoints=tmp_path / "ck", steps=4, num_subjects=(8,),
-        models=("dense", "ultramem"), progress=False)
+# ------------------------------------------------------------------------------------------ trainer
+def test_value_learning_rates_follow_the_recipes():
+    tok = kjv_splits()[0]
+    ctx = FamilyContext(vocab_size=tok.vocab_size, **SPECS["lm"]["quick"]["model"])
+    model = make_family("pkm", ctx, 256).build()
+    opt, sched = make_optimizer(model, {"lr": 3e-3, "value_lr": 1e-3}, steps=20, warmup_frac=0.1)
+    seen_values, seen_main = [], []
+    for _ in range(20):
+        seen_values.append(opt.param_groups[1]["lr"])
+        seen_main.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert opt.param_groups[1]["name"] == "values"
+    assert all(v == pytest.approx(1e-3) for v in seen_values)              # constant, as Lample et al.
+    assert max(seen_main) == pytest.approx(3e-3) and seen_main[0] < 3e-3    # warm-up then cosine
+    model = make_family("ultramem_paper_k10", ctx, 512).build()
+    opt, sched = make_optimizer(model, {"lr": 1e-3, "value_lr_k": 10.0}, steps=10, warmup_frac=0.0)
+    ratio = opt.param_groups[1]["lr"] / opt.param_groups[0]["lr"]
+    assert ratio == pytest.approx(10.0)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[1]["lr"] / opt.param_groups[0]["lr"] == pytest.approx(1.0)
+
+
+def test_train_run_resumes_from_a_checkpoint_to_the_same_result(tmp_path, monkeypatch):
+    import ultramem_edu.experiments.trainer as trainer
+
+    tok, tr, se, te = kjv_splits()
+    splits = dict(train=tr, select=se, test=te)
+    ctx = FamilyContext(vocab_size=tok.vocab_size, **SPECS["lm"]["quick"]["model"])
+    train = dict(SPECS["lm"]["quick"]["train"], steps=6, checkpoint_every=3)
+    fam = make_family("ultramem_paper_k10", ctx, 512)
+    recipe = {"lr": 3e-3, **fam.recipe}
+    torch.manual_seed(0)
+    whole = train_run(fam.build(), splits, recipe, train, 0, None, progress=False)
+
+    real = trainer.batches
+
+    def interrupted(*args, **kwargs):              # the training stream (4 arguments) dies after 3 batches
+        for i, item in enumerate(real(*args, **kwargs)):
+            if len(args) == 4 and i == 3:
+                raise KeyboardInterrupt
+            yield item
+    ck = tmp_path / "run.pt"
+    monkeypatch.setattr(trainer, "batches", interrupted)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(fam.build(), splits, recipe, train, 0, str(ck), progress=False)
+    monkeypatch.setattr(trainer, "batches", real)
+    assert torch.load(ck, weights_only=False)["step"] == 3
+    torch.manual_seed(1)                            # a different fresh init: the checkpoint must win
+    resumed = train_run(fam.build(), splits, recipe, train, 0, str(ck), progress=False)
+    assert resumed["test_loss"] == pytest.approx(whole["test_loss"], abs=1e-5)
+    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in whole["history"]]
+
+
+def test_train_run_rejects_bad_recipes_and_checkpoints(tmp_path):
+    tok, tr, se, te = kjv_splits()
+    splits = dict(train=tr, select=se, test=te)
+    ctx = FamilyContext(vocab_size=tok.vocab_size, **SPECS["lm"]["quick"]["model"])
+    model = make_family("dense", ctx).build()
+    train = dict(SPECS["lm"]["quick"]["train"], steps=2)
+    with pytest.raises(ValueError, match="recipe must give 'lr'"):
+        train_run(model, splits, {}, train, 0, progress=False)
+    with pytest.raises(ValueError, match="unknown recipe keys"):
+        train_run(model, splits, {"lr": 1e-3, "momentum": 0.9}, train, 0, progress=False)
+    with pytest.raises(ValueError, match="value_lr_k"):
+        train_run(model, splits, {"lr": 1e-3, "value_lr_k": 0.5}, train, 0, progress=False)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        train_run(model, splits, {"lr": 1e-3}, train, 0, str(bad), progress=False)
+
+
+# ------------------------------------------------------------------------------------------ run store
+def test_resume_refuses_corrupt_and_mismatched_files_and_never_overwrites(tmp_path):
+    store = RunStore("t", "quick", tmp_path, resume=False)
+    assert store.get_or_run("a", lambda ck: {"x": 1}, key={"cfg": 1})["x"] == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        RunStore("t", "quick", tmp_path).get_or_run("a", lambda ck: {"x": 2}, key={"cfg": 1})
+    again = RunStore("t", "quick", tmp_path, resume=True)
+    assert again.get_or_run("a", lambda ck: {"x": 3}, key={"cfg": 1})["x"] == 1 and again.skipped == ["a"]
+    with pytest.raises(ResumeError, match="different configuration"):
+        RunStore("t", "quick", tmp_path, resume=True).get_or_run("a", lambda ck: {"x": 4}, key={"cfg": 2})
+    over = RunStore("t", "quick", tmp_path, overwrite=True)
+    assert over.get_or_run("a", lambda ck: {"x": 5}, key={"cfg": 2})["x"] == 5
+    store.result_path("a").write_text("{not json")
+    with pytest.raises(ResumeError, match="corrupt"):
+        RunStore("t", "quick", tmp_path, resume=True).get_or_run("a", lambda ck: {"x": 6}, key={"cfg": 2})
+
+
+def test_shards_partition_the_runs_and_collect_reports_what_is_missing(tmp_path):
+    names = [f"run{i}" for i in range(40)]
+    owners = [[n for n in names if RunStore("s", "q", tmp_path / str(i), shard=(i, 3)).mine(n)] for i in range(3)]
+    assert sorted(sum(owners, [])) == sorted(names) and all(owners)
+    store = RunStore("s", "q", tmp_path, shard=(0, 2))
+    got = {n: store.get_or_run(n, lambda ck, n=n: {"n": n}) for n in names[:10]}
+    assert {n for n, r in got.items() if r is None} == set(store.missing)
+    collect = RunStore("s", "q", tmp_path, collect=True)
+    seen = {n: collect.get_or_run(n, lambda ck: pytest.fail("collect must not train")) for n in names[:10]}
+    assert {n for n, r in seen.items() if r is not None} == set(store.ran)
+    with pytest.raises(ValueError, match="shard"):
+        RunStore("s", "q", tmp_path, shard=(2, 2))
+
+
+def test_partial_results_are_published_and_labelled(tmp_path):
+    kw = _kw(tmp_path, steps=2, seeds=(0,))
+    part = run("scaling", collect=True, **kw)
+    assert part["complete"] is False and part["runs_missing"]
+    assert all(len(p["test_loss_per_seed"]) == 0 for c in part["curves"].values() for p in c["points"])
+
+
+# ------------------------------------------------------------------------------------------ experiments
+def test_scaling_quick_fits_loss_against_log_n(tmp_path):
+    data = run("scaling", **_kw(tmp_path, steps=2, seeds=(0,)))
+    data = _check_json(tmp_path / "exp_scaling.json", "scaling")
+    for name, curve in data["curves"].items():
+        ns = [p["num_values"] for p in curve["points"]]
+        assert ns == sorted(ns) and len(ns) >= 3
+        fit = curve["fit_vs_log2N"]
+        lo, hi = fit["slope_ci95"]
+        assert lo <= fit["slope"] <= hi
+        assert curve["loss_vs_N"] in ("falls", "rises", "flat within the CI")
+        for p in curve["points"]:
+            assert p["compute_matched"] and p["tokens_trained"] > 0
+    assert set(data["references"]) == {"dense", "moe"}
+
+
+def test_full_scaling_spans_six_powers_of_two_at_fixed_compute():
+    ns = SPECS["scaling"]["full"]["num_values"]
+    assert math.log2(max(ns) / min(ns)) >= 6 and all(2 ** round(math.log2(n)) == n for n in ns)
+
+
+def test_ladder_quick_has_the_papers_rungs_and_power_estimates(tmp_path):
+    from ultramem_edu.experiments.ladder import PAPER_TABLE2, ladder_rungs
+
+    data = run("ladder", **_kw(tmp_path, steps=2, seeds=(0, 1), rungs=3))
+    assert len(data["rungs"]) == 3
+    for r in data["table"][1:]:
+        assert r["delta_se"] is not None and isinstance(r["resolved"], bool)
+        if not r["resolved"]:
+            assert r["seeds_needed"] is None or r["seeds_needed"] >= 2
+    rungs = ladder_rungs(SPECS["ladder"]["quick"])
+    assert [r["name"] for r in rungs] == list(PAPER_TABLE2["deltas"])
+    side = SPECS["ladder"]["quick"]["side"]
+    pkm, half = rungs[0]["memory"], rungs[2]["memory"]
+    assert half.num_values == 2 * pkm.num_values and half.grid_shape == (side, 2 * side)
+    assert half.num_values * half.value_dim == pkm.num_values * pkm.value_dim   # the paper's trade
+    split = rungs[4]
+    assert len(split["wiring"]) == 2 and split["memory"].num_values == side ** 2     # 2 × n² = n × 2n
+    assert [r["value_lr_k"] for r in rungs][9:] == [1.0, 10.0, 10.0]
+
+
+def test_facts_quick_curves(tmp_path):
+    data = run("facts", **_kw(tmp_path, steps=5, seeds=(0,)))
     data = _check_json(tmp_path / "exp_facts.json", "facts")
-    entry = data["results"][0]
-    assert entry["num_facts"] == 8 * data["config"]["num_relations"]
-    for r in entry["models"].values():
-        assert 0.0 <= r["recall"]["mean"] <= 1.0
+    for entry in data["results"]:
+        for name, m in entry["models"].items():
+            assert 0 <= m["recall"]["mean"] <= 1
+            assert m["facts_stored"] == pytest.approx(m["recall"]["mean"] * entry["num_facts"])
+    for name, points in data["vs_num_values"].items():
+        assert [p["num_values"] for p in points] == list(SPECS["facts"]["quick"]["values_sweep"])
 
 
-def test_dynamics_quick(tmp_path):
-    run("dynamics", quick=True, out=tmp_path, checkpoints=tmp_path / "ck", steps=4, runs=("ultramem", "pkm"),
-        progress=False)
-    data = _check_json(tmp_path / "exp_dynamics.json", "dynamics")
-    um = data["runs"]["ultramem"]["runs"][0]
-    rec = um["records"]
-    assert rec["step"] == [0, 2]                       # record_every=2 over 4 training calls
-    assert len(rec["summed_sv"]) == 2 and len(rec["summed_sv"][0][0]) == 2      # (H, r=2)
-    assert data["runs"]["pkm"]["runs"][0]["records"]["summed_sv"] == []
-    for when in ("usage_init", "usage_trained"):
-        assert 0.0 < um[when]["fraction_values_used"] <= 1.0
-        assert 0.0 < um[when]["usage_entropy_normalised"] <= 1.0
+def test_topology_quick(tmp_path):
+    data = run("topology", **_kw(tmp_path, steps=4, seeds=(0,)))
+    data = _check_json(tmp_path / "exp_topology.json", "topology")
+    pkm = data["runs"]["pkm"]
+    for when in ("init", "trained"):                      # additive product keys: exact, and a staircase
+        assert pkm[f"topology_{when}"]["recall_vs_bruteforce"] == 1.0
+        assert pkm[f"topology_{when}"]["staircase_violations"] == 0.0
+    assert data["runs"]["tdqkr_both_signs"]["topology_init"]["staircase_violations"] > 0
+    record = data["runs"]["tdqkr"]["runs"][0]["sv_record"]
+    assert record["step"][0] == 0 and all(r >= 1 for rs in record["ratio"] for r in rs)   # σ₁ ≥ σ₂
 
 
-def test_cli_and_resume(tmp_path, capsys):
-    args = ["lm", "--quick", "--steps", "2", "--out", str(tmp_path), "--checkpoints", str(tmp_path / "ck"),
-            "--no-progress"]
-    main(args)
-    main(args + ["--resume"])
-    out = capsys.readouterr().out
-    assert "wrote" in out
-    data = json.loads((tmp_path / "exp_lm.json").read_text())
-    assert len(data["runs_skipped"]) == len(MODELS)
-    assert set(EXPERIMENTS) == {"lm", "ladder", "facts", "dynamics"}
+def test_staircase_violations_against_a_loop():
+    from ultramem_edu.experiments.topology import staircase_violations
+
+    rng = random.Random(0)
+    for _ in range(50):
+        m, n = rng.randint(1, 6), 8
+        cells = rng.sample([(a, b) for a in range(n) for b in range(n)], m)
+        rr = torch.tensor([a for a, _ in cells])
+        cr = torch.tensor([b for _, b in cells])
+        chosen = set(cells)
+        bad = sum(any((a2, b2) not in chosen for a2 in range(a + 1) for b2 in range(b + 1)) for a, b in cells)
+        assert float(staircase_violations(rr, cr)) == pytest.approx(bad / m)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def test_paired_delta_and_power_estimate():
+    d = paired_delta([1.0, 1.1, 0.9, 1.0], [1.2, 1.3, 1.1, 1.2])
+    assert d["mean"] == pytest.approx(-0.2) and d["resolved"] and d["se"] == pytest.approx(0.0)
+    noisy = paired_delta([1.0, 1.2, 0.8], [1.05, 1.05, 1.0])
+    mean, std = mean_std(noisy["per_seed"])
+    assert noisy["se"] == pytest.approx(std / math.sqrt(3))
+    assert noisy["resolved"] == (abs(mean) > 2 * noisy["se"])
+    assert noisy["seeds_needed"] == math.ceil((2 * std / abs(mean)) ** 2)
+    # with the estimated number of seeds, the same mean and spread would be resolved
+    n = noisy["seeds_needed"]
+    assert abs(mean) >= 2 * std / math.sqrt(n) - 1e-12
+
+
+def test_linear_fit_against_numpy():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = np.arange(8, 15, dtype=float).repeat(2)
+    y = 3.0 - 0.05 * x + rng.normal(0, 0.01, x.size)
+    fit = linear_fit(x.tolist(), y.tolist())
+    slope, intercept = np.polyfit(x, y, 1)
+    assert fit["slope"] == pytest.approx(slope) and fit["intercept"] == pytest.approx(intercept)
+    resid = y - (intercept + slope * x)
+    se = math.sqrt((resid ** 2).sum() / (x.size - 2) / ((x - x.mean()) ** 2).sum())
+    assert fit["slope_se"] == pytest.approx(se)
+    assert fit["slope_ci95"][1] < 0                       # a clear fall is called a fall
+    with pytest.raises(ValueError, match="at least 3"):
+        linear_fit([1, 2], [1, 2])
+
+
+# ------------------------------------------------------------------------------------------ CLI, errors
+def test_cli_runs_quick_and_rejects_bad_input(tmp_path, capsys):
+    out = tmp_path / "cli"
+    main(["topology", "--quick", "--out", str(out), "--checkpoints", str(tmp_path / "ck"), "--no-progress",
+          "--steps", "2"])
+    assert "exp_topology.json (complete)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["topology", "--quick", "--out", str(out), "--checkpoints", str(tmp_path / "ck"), "--no-progress",
+              "--steps", "2"])                                            # exists, neither resume nor overwrite
+    assert "--resume" in capsys.readouterr().err
+    main(["topology", "--quick", "--out", str(out), "--checkpoints", str(tmp_path / "ck"), "--no-progress",
+          "--steps", "2", "--resume"])
+    with pytest.raises(SystemExit):
+        main(["nonsense", "--quick"])
+    assert "unknown experiment 'nonsense'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["lm", "--shard", "3/2"])
+    with pytest.raises(SystemExit):
+        main(["lm", "--quick", "--scale", "full", "--out", str(out)])
+
+
+def test_run_and_specs_reject_bad_names_and_impossible_configs():
     with pytest.raises(ValueError, match="unknown experiment"):
-        run("nope")
-
-
-def test_mean_std():
-    assert mean_std([1.0]) == (1.0, 0.0)
-    m, s = mean_std([1.0, 3.0])
-    assert m == 2.0 and abs(s - 2 ** 0.5) < 1e-12
+        run("nonsense")
+    with pytest.raises(TypeError, match="does not take"):
+        run("topology", quick=True, rungs=3)
+    with pytest.raises(ValueError, match="scale"):
+        experiment_spec("lm", False, "huge", "cpu", None, None)
+    with pytest.raises(ValueError, match="steps"):
+        experiment_spec("lm", True, None, "cpu", 0, None)
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            resolve_device("cuda")
+    spec, mode, seeds = experiment_spec("lm", False, None, "cuda", None, None)
+    assert mode == "gpu" and spec["model"]["d_model"] == 2 * SPECS["lm"]["full"]["model"]["d_model"]
+    for name in SUITE:                                    # the GPU scale trains 10× the characters per run
+        full, gpu = SPECS[name]["full"], SPECS[name]["gpu"]
+        if "train" in full:
+            chars = lambda s: s["train"]["steps"] * s["train"]["batch_size"] * s["train"]["seq_len"]  # noqa: E731
+            assert chars(gpu) == pytest.approx(10 * chars(full), rel=0.01), name
+    assert set(SUITE) <= set(EXPERIMENTS)
