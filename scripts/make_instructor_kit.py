@@ -71,20 +71,9 @@ def load_quizzes(quiz_dir: Path = QUIZ_DIR) -> dict[int, list[dict]]:
     return quizzes
 
 
-def chapter_titles(book: Path = ROOT / "book") -> dict[int, tuple[str, str]]:
-    """{chapter: (notebook stem, title)} from the first '# ' heading of each ``NN_*.ipynb``."""
-    titles = {}
-    for path in sorted(book.glob("[0-9][0-9]_*.ipynb")):
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        title = path.stem
-        for cell in nb["cells"]:
-            if cell["cell_type"] == "markdown":
-                first = "".join(cell["source"]).lstrip().split("\n", 1)[0]
-                if first.startswith("# "):
-                    title = first[2:].strip()
-                    break
-        titles[int(path.stem[:2])] = (path.stem, title)
-    return titles
+def chapter_notebooks(book: Path = ROOT / "book") -> dict[int, str]:
+    """{chapter: notebook stem} for every ``NN_*.ipynb``."""
+    return {int(path.stem[:2]): path.stem for path in sorted(book.glob("[0-9][0-9]_*.ipynb"))}
 
 
 def _md(text: str) -> str:
@@ -93,7 +82,7 @@ def _md(text: str) -> str:
     return re.sub(r"</?(b|strong)>", "**", text)
 
 
-def quiz_bank(quizzes: dict[int, list[dict]], titles: dict[int, tuple[str, str]]) -> str:
+def quiz_bank(quizzes: dict[int, list[dict]], notebooks: dict[int, str]) -> str:
     lines = [
         "# Quiz bank",
         "",
@@ -104,9 +93,9 @@ def quiz_bank(quizzes: dict[int, list[dict]], titles: dict[int, tuple[str, str]]
         "",
     ]
     for chapter, questions in sorted(quizzes.items()):
-        stem, title = titles.get(chapter, (None, f"Chapter {chapter}"))
-        link = f" ([notebook](../{stem}.ipynb))" if stem else ""
-        lines += [f"## Chapter {chapter}: {title}", "", f"`book/quizzes/ch{chapter:02d}.json`{link}", ""]
+        stem = notebooks.get(chapter)
+        link = f", for [the chapter](../{stem}.ipynb)" if stem else ""
+        lines += [f"## Chapter {chapter}", "", f"`book/quizzes/ch{chapter:02d}.json`{link}", ""]
         for k, q in enumerate(questions, 1):
             lines.append(f"**{chapter}.{k}** {_md(q['question'])}")
             lines.append("")
@@ -118,25 +107,23 @@ def quiz_bank(quizzes: dict[int, list[dict]], titles: dict[int, tuple[str, str]]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def timings_table(stats: dict, titles: dict[int, tuple[str, str]]) -> str:
+def timings_table(stats: dict) -> str:
+    """The measured run time and peak memory of each notebook in ``stats``, as a markdown table."""
     machine = stats.get("machine", {})
-    by_stem = {Path(n["notebook"]).stem: n for n in stats["notebooks"]}
     lines = [
         f"Measured by `scripts/notebook_stats.py` (`figures/notebook_stats.json`): each notebook run top to "
         f"bottom on {machine.get('cpus', '?')} CPU cores, torch {machine.get('torch', '?')}, "
-        f"{'with' if machine.get('cuda') else 'without'} a GPU.",
+        f"{'with' if machine.get('cuda') else 'without'} a GPU. A chapter missing here was not measured yet.",
         "",
-        "| chapter | notebook | run time (s) | peak memory (MiB) |",
-        "|---|---|---|---|",
+        "| notebook | run time (s) | peak memory (MiB) |",
+        "|---|---|---|",
     ]
-    for chapter, (stem, title) in sorted(titles.items()):
-        n = by_stem.get(stem)
-        if n is None:
-            lines.append(f"| {chapter} | {title} | not measured yet | not measured yet |")
-        elif not n.get("ok", False):
-            lines.append(f"| {chapter} | {title} | failed | — |")
+    for n in stats["notebooks"]:
+        name = f"`{Path(n['notebook']).name}`"
+        if not n.get("ok", False):
+            lines.append(f"| {name} | failed | — |")
         else:
-            lines.append(f"| {chapter} | {title} | {n['seconds']:.1f} | {n['peak_rss_mib']:.0f} |")
+            lines.append(f"| {name} | {n['seconds']:.1f} | {n['peak_rss_mib']:.0f} |")
     return "\n".join(lines)
 
 
@@ -150,12 +137,11 @@ def with_timings(page: str, table: str) -> str:
 
 def outputs() -> dict[Path, str]:
     """{path: the text it should have}."""
-    titles = chapter_titles()
     plan_path = KIT_DIR / "module_plan.md"
     stats = json.loads(STATS.read_text(encoding="utf-8"))
     return {
-        KIT_DIR / "quiz_bank.md": quiz_bank(load_quizzes(), titles),
-        plan_path: with_timings(plan_path.read_text(encoding="utf-8"), timings_table(stats, titles)),
+        KIT_DIR / "quiz_bank.md": quiz_bank(load_quizzes(), chapter_notebooks()),
+        plan_path: with_timings(plan_path.read_text(encoding="utf-8"), timings_table(stats)),
     }
 
 

@@ -77,3 +77,17 @@ def test_a_crashing_function_is_reported_with_its_case():
         ch01.check_topm_read(topm_read)
     with pytest.raises(AssertionError, match="Pass the function itself"):
         ch01.check_topm_read(0.5)
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_solution_source_is_self_contained(name, capsys):
+    """The solution's source, pasted alone into a notebook cell (after the chapter's imports of math
+    and torch), defines a function that passes the check."""
+    import math
+
+    import torch
+
+    scope = {"math": math, "torch": torch}
+    exec(compile(_grading.source_of(EXERCISES[name].solution), f"<solution {name}>", "exec"), scope)
+    EXERCISES[name].check(scope[name])
+    assert "Correct" in capsys.readouterr().out

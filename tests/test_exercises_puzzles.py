@@ -336,3 +336,27 @@ def test_lookup_backward_spec_matches_the_package_reference():
     torch.autograd.backward(value_lookup_reference(v, indices, s.unsqueeze(-1), 2), grad_out)
     torch.testing.assert_close(gv, v.grad)
     torch.testing.assert_close(gs, s.grad)
+
+
+def test_without_gpu_or_interpreter_the_check_says_how_to_switch_the_interpreter_on(monkeypatch):
+    monkeypatch.setattr(triton.knobs.runtime, "interpret", False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        puzzles.check_gather_row(puzzles.gather_row_kernel)
+
+
+@pytest.mark.parametrize("name", ["gather_row_kernel", "gather_rows_kernel", "weighted_sum_kernel",
+                                  "block_lookup_kernel", "lookup_backward_kernel"])
+def test_puzzle_solution_source_is_self_contained(name, capsys):
+    import linecache
+
+    from ultramem_edu.exercises._grading import source_of
+
+    source = source_of(getattr(puzzles, name))
+    assert source.startswith("@triton.jit")
+    filename = f"<solution {name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    scope = {"triton": triton, "tl": tl}
+    exec(compile(source, filename, "exec"), scope)
+    getattr(puzzles, "check_" + name.removesuffix("_kernel"))(scope[name])
+    assert "Correct" in capsys.readouterr().out

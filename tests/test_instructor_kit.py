@@ -60,7 +60,7 @@ def test_quiz_bank_lists_every_question_with_its_answer():
 
 def test_timing_table_reads_the_measured_stats():
     stats = json.loads((ROOT / "figures" / "notebook_stats.json").read_text())
-    table = kit.timings_table(stats, kit.chapter_titles())
+    table = kit.timings_table(stats)
     first = stats["notebooks"][1]
     assert f"| {first['seconds']:.1f} | {first['peak_rss_mib']:.0f} |" in table
     with pytest.raises(ValueError, match="timings:start"):

@@ -18,6 +18,7 @@ Every exercise registers itself in :data:`REGISTRY`; :func:`coding_exercises` li
 from __future__ import annotations
 
 import inspect
+import linecache
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -100,7 +101,11 @@ def load_stub(name: str, namespace: dict[str, Any] | None = None) -> Callable[..
 
         scope.update(triton=triton, tl=tl)
     scope.update(namespace or {})
-    exec(compile(source, f"<stub {name}>", "exec"), scope)
+    filename = f"<stub {name}>"
+    # Registered like a notebook cell's source, so that inspect.getsource (which @triton.jit needs
+    # outside the interpreter) finds it.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), scope)
     return scope[name]
 
 
@@ -176,5 +181,6 @@ def diagnose(case: str, out: torch.Tensor, expected: torch.Tensor,
 
 
 def source_of(fn: Callable[..., Any]) -> str:
-    """The source of a solution, without decorators' indentation issues (for the instructor's notes)."""
-    return textwrap.dedent(inspect.getsource(fn))
+    """The source of a solution (a @triton.jit kernel's with its decorator), to paste into a notebook's
+    solution cell; the solutions use only ``math``, ``torch`` and ``triton``/``tl``."""
+    return textwrap.dedent(inspect.getsource(getattr(fn, "fn", fn)))

@@ -169,24 +169,23 @@ def tdqkr_two_stage(row_scores, col_scores, core, m, u, t, both_signs=False):
 '''
 
 
-def _side_candidates(proj, m, both_signs):
-    if not both_signs:
-        return proj.topk(m, dim=-1).indices
-    n = proj.shape[-1]
-    order = proj.argsort(dim=-1, descending=True)
-    return order if 2 * m >= n else torch.cat([order[..., :m], order[..., n - m:]], dim=-1)
-
-
 def tdqkr_two_stage(row_scores, col_scores, core, m, u, t, both_signs=False):
     """The solution: rank-1 candidates per side, exact rescoring of their grid, top-m."""
+    def candidates(proj):                                              # (B, n) -> (B, c) indices
+        if not both_signs:
+            return proj.topk(m, dim=-1).indices
+        n = proj.shape[-1]
+        order = proj.argsort(dim=-1, descending=True)
+        return order if 2 * m >= n else torch.cat([order[..., :m], order[..., n - m:]], dim=-1)
+
     n_c = col_scores.shape[-1]
     r = core.shape[-1]
-    rows = _side_candidates((u[:, None] * row_scores).sum(-2), m, both_signs)   # (B, c_r)
-    cols = _side_candidates((t[:, None] * col_scores).sum(-2), m, both_signs)   # (B, c_c)
+    rows = candidates((u[:, None] * row_scores).sum(-2))                        # (B, c_r)  by uᵀ S_row
+    cols = candidates((t[:, None] * col_scores).sum(-2))                        # (B, c_c)  by tᵀ S_col
     sub_row = row_scores.gather(-1, rows[:, None, :].expand(-1, r, -1))         # (B, r, c_r)
     sub_col = col_scores.gather(-1, cols[:, None, :].expand(-1, r, -1))         # (B, r, c_c)
-    candidates = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(1)       # (B, c_r*c_c)
-    scores, flat = candidates.topk(m, dim=-1)
+    grid = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(1)             # (B, c_r*c_c)  exact
+    scores, flat = grid.topk(m, dim=-1)
     c_c = cols.shape[-1]
     return scores, rows.gather(-1, flat // c_c) * n_c + cols.gather(-1, flat % c_c)
 

@@ -40,8 +40,16 @@ _SENTINEL = -12345.0  # the output padding's value
 
 
 def _device() -> torch.device:
-    interpreted = bool(triton.knobs.runtime.interpret) if hasattr(triton, "knobs") else False
-    return torch.device("cuda" if torch.cuda.is_available() and not interpreted else "cpu")
+    """cuda when the kernels are compiled, cpu when Triton's interpreter runs them."""
+    interpreted = bool(triton.knobs.runtime.interpret)
+    if interpreted:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    raise RuntimeError(
+        "No GPU, and Triton's interpreter is off: set os.environ['TRITON_INTERPRET'] = '1' before the first "
+        "import of triton (restart the kernel, set it in the first cell), then define the kernel again."
+    )
 
 
 class _Guarded:
