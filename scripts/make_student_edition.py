@@ -28,8 +28,9 @@ Markdown cells also lose, wherever they are, the solutions written inline as MyS
 Cells without tags are copied unchanged, so the script runs on chapters that carry no tags yet.
 
 After executing a student notebook, :func:`unexpected_errors` lists the cells that failed with
-anything other than ``NotImplementedError`` in a ``needs-solution`` cell (the student edition's
-tests use it).
+anything other than ``NotImplementedError`` in a ``needs-solution`` cell, and
+:func:`stub_mismatches` lists the ``stub`` cells whose source is not the package's stub of the same
+function (so that a chapter's stubs stay in step with its checks); the tests use both.
 """
 from __future__ import annotations
 
@@ -136,6 +137,26 @@ def unexpected_errors(executed_nb: dict) -> list[str]:
                 problems.append(f"cell {i}: {out.get('ename')} in a cell that should run: {out.get('evalue')}")
             elif out.get("ename") != "NotImplementedError":
                 problems.append(f"cell {i}: {out.get('ename')} instead of NotImplementedError: {out.get('evalue')}")
+    return problems
+
+
+def stub_mismatches(nb: dict) -> list[str]:
+    """``stub`` cells of ``nb`` that do not hold exactly the package's stub of the function they define."""
+    from ultramem_edu.exercises._grading import coding_exercises
+
+    known = {e.name: e.stub for e in coding_exercises()}
+    problems = []
+    for i, cell in enumerate(nb["cells"]):
+        if STUB not in tags(cell):
+            continue
+        text = _source(cell)
+        match = re.search(r"^def (\w+)\(", text, re.M)
+        if match is None:
+            problems.append(f"cell {i}: a stub cell must define a function")
+        elif match.group(1) not in known:
+            problems.append(f"cell {i}: {match.group(1)} is not a coding exercise of the package")
+        elif text.strip() != known[match.group(1)].strip():
+            problems.append(f"cell {i}: the stub of {match.group(1)} differs from stub_source({match.group(1)!r})")
     return problems
 
 

@@ -118,6 +118,7 @@ def test_the_real_book_converts(tmp_path):
         assert student["cells"][0] == nb["cells"][0], "the Colab header stays first and unchanged"
         text = "".join("".join(c["source"]) for c in student["cells"] if c["cell_type"] == "markdown")
         assert "{admonition} Solution" not in text
+        assert mse.stub_mismatches(nb) == [], original.name
 
 
 def test_main_writes_into_the_given_folder(tmp_path, capsys):
@@ -128,3 +129,19 @@ def test_main_writes_into_the_given_folder(tmp_path, capsys):
 
 def test_student_folder_is_ignored_by_git():
     assert "/student/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_stub_mismatches_compares_stub_cells_with_the_package():
+    from ultramem_edu.exercises._grading import stub_source
+
+    def nb_with(source):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": ["stub"]}),
+                    nbformat.v4.new_code_cell("x = 1")]
+        return json.loads(nbformat.writes(nb))
+
+    assert mse.stub_mismatches(nb_with(stub_source("topm_read"))) == []
+    edited = stub_source("topm_read").replace("(B, D_v)", "(B, D)")
+    assert "differs from stub_source('topm_read')" in mse.stub_mismatches(nb_with(edited))[0]
+    assert "not a coding exercise" in mse.stub_mismatches(nb_with("def nothing():\n    pass"))[0]
+    assert "must define a function" in mse.stub_mismatches(nb_with("x = 2"))[0]
