@@ -4,7 +4,7 @@
   within one short slice, not at the end of the timeout (reproduced on a socket pair below).
 * ``scripts/execute_notebook.py``: a cell that hangs fails at the per-cell timeout with an error
   naming the notebook and the cell.
-* The book build (``_config.yml``, the ``book_assets`` extension) and nbval (``pyproject.toml``)
+* The book build (``_config.yml``, the ``kernel_poll`` extension) and nbval (``pyproject.toml``)
   have a per-cell timeout, and the build installs the bounded polling.
 """
 
