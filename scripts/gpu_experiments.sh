@@ -2,7 +2,7 @@
 # The whole chapter-11 suite at GPU scale (--device cuda: D=128, ten times the characters per run) on
 # one GPU, in one call. A small model on a GPU is bound by kernel launches, so the runs are spread over
 # SHARDS processes that share the GPU; then one pass trains what is left and publishes the results
-# (figures/exp_<name>.json with mode "gpu" and the device's name; per-run files in figures/runs/).
+# (figures/exp_<name>_gpu.json, mode "gpu", with the device name; per-run files in figures/runs/exp_<name>/gpu/).
 # Resumable: a second call reuses every finished run. Budget: LIMIT seconds for the sharded pass.
 #   scripts/gpu_experiments.sh            (defaults: SHARDS=12, LIMIT=330)
 set -u
@@ -30,4 +30,4 @@ for name in lm scaling ladder topology facts; do
   timeout 25 "$PY" -m ultramem_edu.experiments "$name" --device cuda --resume --no-progress \
     || "$PY" -m ultramem_edu.experiments "$name" --device cuda --collect --no-progress
 done 2>&1 | grep -v "^$" | tail -n 20
-echo "GPU suite: $(( $(date +%s) - start )) s in all; results in figures/exp_*.json (mode gpu)"
+echo "GPU suite: $(( $(date +%s) - start )) s in all; results in figures/exp_*_gpu.json"

@@ -48,8 +48,8 @@ def _kw(tmp_path, **extra):
 def test_lm_sweep_selects_on_select_split_and_reports_test(tmp_path):
     kw = _kw(tmp_path, steps=3, seeds=(0, 1), models=("dense", "pkm"))
     first = run("lm", **kw)
-    data = _check_json(tmp_path / "exp_lm.json", "lm")
-    assert (tmp_path / "exp_lm.csv").exists() and data["complete"]
+    data = _check_json(tmp_path / "exp_lm_quick_custom.json", "lm")
+    assert (tmp_path / "exp_lm_quick_custom.csv").exists() and data["complete"]
     for name in ("dense", "pkm"):
         r = data["models"][name]
         sweep = {float(k): v for k, v in r["sweep"].items()}
@@ -235,7 +235,7 @@ def test_partial_results_are_published_and_labelled(tmp_path):
 # ------------------------------------------------------------------------------------------ experiments
 def test_scaling_quick_fits_loss_against_log_n(tmp_path):
     data = run("scaling", **_kw(tmp_path, steps=2, seeds=(0,)))
-    data = _check_json(tmp_path / "exp_scaling.json", "scaling")
+    data = _check_json(tmp_path / "exp_scaling_quick_custom.json", "scaling")
     for name, curve in data["curves"].items():
         ns = [p["num_values"] for p in curve["points"]]
         assert ns == sorted(ns) and len(ns) >= 3
@@ -275,7 +275,7 @@ def test_ladder_quick_has_the_papers_rungs_and_power_estimates(tmp_path):
 
 def test_facts_quick_curves(tmp_path):
     data = run("facts", **_kw(tmp_path, steps=5, seeds=(0,)))
-    data = _check_json(tmp_path / "exp_facts.json", "facts")
+    data = _check_json(tmp_path / "exp_facts_quick_custom.json", "facts")
     for entry in data["results"]:
         for name, m in entry["models"].items():
             assert 0 <= m["recall"]["mean"] <= 1
@@ -286,10 +286,10 @@ def test_facts_quick_curves(tmp_path):
 
 def test_topology_quick(tmp_path):
     data = run("topology", **_kw(tmp_path, steps=4, seeds=(0,)))
-    data = _check_json(tmp_path / "exp_topology.json", "topology")
+    data = _check_json(tmp_path / "exp_topology_quick_custom.json", "topology")
     pkm = data["runs"]["pkm"]
     for when in ("init", "trained"):                      # additive product keys: exact, and a staircase
-        assert pkm[f"topology_{when}"]["recall_vs_bruteforce"] == 1.0
+        assert pkm[f"topology_{when}"]["recall_vs_bruteforce"] > 0.999          # exact, up to tied scores
         assert pkm[f"topology_{when}"]["staircase_violations"] == 0.0
     assert data["runs"]["tdqkr_both_signs"]["topology_init"]["staircase_violations"] > 0
     record = data["runs"]["tdqkr"]["runs"][0]["sv_record"]
@@ -346,7 +346,7 @@ def test_cli_runs_quick_and_rejects_bad_input(tmp_path, capsys):
     out = tmp_path / "cli"
     main(["topology", "--quick", "--out", str(out), "--checkpoints", str(tmp_path / "ck"), "--no-progress",
           "--steps", "2"])
-    assert "exp_topology.json (complete)" in capsys.readouterr().out
+    assert "exp_topology_quick_custom.json (complete)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["topology", "--quick", "--out", str(out), "--checkpoints", str(tmp_path / "ck"), "--no-progress",
               "--steps", "2"])                                            # exists, neither resume nor overwrite
@@ -384,3 +384,52 @@ def test_run_and_specs_reject_bad_names_and_impossible_configs():
             chars = lambda s: s["train"]["steps"] * s["train"]["batch_size"] * s["train"]["seq_len"]  # noqa: E731
             assert chars(gpu) == pytest.approx(10 * chars(full), rel=0.01), name
     assert set(SUITE) <= set(EXPERIMENTS)
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+def test_verdicts_follow_the_stated_rules():
+    from ultramem_edu.experiments.verdicts import STATUSES, compare, lm_verdicts, scaling_verdicts
+
+    def fam(losses, complete=True):
+        return {"runs": [{}] * len(losses), "complete": complete, "seeds": list(range(len(losses))),
+                "test_loss_per_seed": losses, "tokens_trained": 1000}
+    lm = {"models": {"dense": fam([2.0, 2.1, 2.2]), "moe": fam([1.9, 2.0, 2.1]),             # −0.1, resolved
+                     "pkm": fam([2.0, 2.2, 2.1]), "ultramem_paper_k10": fam([2.05, 2.05, 2.3]),  # noisy
+                     "ultramem_paper_k4": fam([2.0, 2.1], complete=False), "ultramem_ln": fam([2.3, 2.4, 2.5])}}
+    v = lm_verdicts(lm)
+    assert v["lm_moe_dense"]["status"] == "reproduced" and v["lm_moe_dense"]["delta"] == pytest.approx(-0.1)
+    assert v["lm_ultramem_dense"]["status"] == "unresolved" and v["lm_ultramem_dense"]["seeds_needed"] >= 2
+    assert v["lm_k10_vs_k4"]["status"] == "pending"                      # a family still training
+    assert v["lm_paper_init_vs_ln"]["status"] == "not reproduced"        # a resolved gap refutes "as well as"
+    assert all(x["status"] in STATUSES for x in v.values())
+    assert compare({0: 1.0}, {0: 2.0}) is None                           # one seed: no standard error
+
+    def curve(slope, noise, complete=True):
+        pts = []
+        for k, n in enumerate((256, 512, 1024, 2048)):
+            ys = [3.0 + slope * k + noise * (-1) ** (k + s) for s in range(2)]
+            pts.append({"num_values": n, "seeds": [0, 1], "test_loss_per_seed": ys, "tokens_trained": 10})
+        from ultramem_edu.experiments.common import linear_fit
+        xs = [math.log2(p["num_values"]) for p in pts for _ in p["seeds"]]
+        fit = linear_fit(xs, [y for p in pts for y in p["test_loss_per_seed"]])
+        return {"points": pts, "fit_vs_log2N": fit, "complete": complete}
+    sc = {"curves": {"pkm": curve(0.0, 0.05), "ultramem_paper_k10": curve(-0.05, 0.001)}, "seeds": [0, 1],
+          "references": {"dense": {"seeds": [0, 1], "test_loss_per_seed": [3.0, 3.0]}}}
+    v = scaling_verdicts(sc)
+    assert v["scaling_ultramem"]["status"] == "reproduced" and v["scaling_pkm"]["status"] == "unresolved"
+    assert v["scaling_ultramem_steeper"]["status"] in ("reproduced", "unresolved")
+    assert v["scaling_beats_dense"]["status"] == "reproduced"            # 2.85 vs 3.0 in both seeds
+    sc["curves"]["pkm"]["complete"] = False
+    assert scaling_verdicts(sc)["scaling_pkm"]["status"] == "pending"
+
+
+def test_verdicts_on_a_quick_suite(tmp_path):
+    from ultramem_edu.experiments.verdicts import STATUSES, all_verdicts
+
+    results = {}
+    for name in ("topology", "ladder"):
+        results[name] = run(name, **_kw(tmp_path, steps=2, seeds=(0, 1), **({"rungs": 3} if name == "ladder" else {})))
+    v = all_verdicts(json.loads(json.dumps(results, default=str)))
+    assert {"topology_tdqkr", "aux_sigma2", "aux_v2_ratio"} <= set(v)
+    assert [k for k in v if k.startswith("ladder:")] == ["ladder:remove softmax", "ladder:half D_v, output projection"]
+    assert all(x["status"] in STATUSES for x in v.values())

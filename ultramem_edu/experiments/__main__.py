@@ -8,7 +8,7 @@ import time
 import torch
 
 from . import EXPERIMENTS, SUITE, run
-from .common import REPO_ROOT
+from .common import REPO_ROOT, result_stem
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -61,7 +61,8 @@ def main(argv=None) -> None:
             print(f"[{name}] error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         state = "complete" if payload.get("complete", True) else f"partial, {len(payload['runs_missing'])} runs missing"
-        print(f"[{name}] mode={payload['mode']} wrote {args.out}/exp_{name}.json ({state}) in "
+        stem = result_stem(name, payload["mode"])
+        print(f"[{name}] mode={payload['mode']} wrote {args.out}/exp_{stem}.json ({state}) in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
 
 

@@ -146,8 +146,14 @@ def publish(name: str, out, mode: str, seeds: Iterable[int], config: dict, note:
     payload["mode_note"] = note
     payload.update(results)
     payload.update({"runs_skipped": skipped, "wall_s": round(time.perf_counter() - t_start, 1)})
-    write_results(name, out, payload, table)
+    write_results(result_stem(name, mode), out, payload, table)
     return payload
+
+
+def result_stem(name: str, mode: str) -> str:
+    """The result file's name without ``exp_`` and the suffix: the full CPU suite writes ``lm``, every
+    other mode its own file (``lm_gpu``, ``lm_quick``, ``lm_full_custom``), so no mode overwrites another."""
+    return name if mode == "full" else f"{name}_{mode.replace('-', '_')}"
 
 
 def device_info(device: str) -> dict:
@@ -397,6 +403,8 @@ def write_results(name: str, out: str | Path, payload: dict, table: list[dict] |
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(to_jsonable(payload), indent=1) + "\n")
     os.replace(tmp, path)                 # atomic: several shard processes may publish the same file
+    if not table:
+        (out / f"exp_{name}.csv").unlink(missing_ok=True)     # no rows yet: no stale table from an older run
     if table:
         keys = list(dict.fromkeys(k for row in table for k in row))
         csv_tmp = out / f"exp_{name}.csv.tmp{os.getpid()}"

@@ -89,8 +89,9 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
             entry["curve"] = {"step": steps_axis, "tokens": [h["tokens"] for h in runs[0]["history"]],
                               "select_loss_mean": [mean_std([r["history"][i]["select_loss"] for r in runs])[0]
                                                    for i in range(len(steps_axis))]}
-        else:
+        else:                                      # the other seeds wait for the sweep to choose their lr
             entry.update(lr=None, runs=[], complete=False)
+            store.missing.extend(f"{name}_lr(chosen)_seed{s}" for s in seeds[1:])
         per_family[name] = entry
 
     comparisons = {}

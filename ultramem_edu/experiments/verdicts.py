@@ -1,0 +1,261 @@
+"""Verdicts on the paper's claims, computed from the stored result files of chapter 11.
+
+Every claim is stated before the data (:data:`CLAIMS`), and every verdict is one of
+
+* ``reproduced`` — the effect has the paper's sign and is resolved (|Δ| > 2 standard errors, or a
+  95 % confidence interval that excludes zero);
+* ``not reproduced`` — resolved, with the opposite sign (or a resolved effect where the paper reports none);
+* ``unresolved`` — the interval contains zero at this budget; ``seeds_needed`` estimates how many
+  seeds would resolve an effect of the measured size and spread (a power estimate);
+* ``observed`` / ``not observed`` — a one-seed measurement against a threshold (no error bar);
+* ``pending`` — the runs it needs have not finished (a partial result file).
+
+Each verdict carries its numbers and the characters each run trained on.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .common import paired_delta
+
+__all__ = ["CLAIMS", "load_results", "compare", "lm_verdicts", "scaling_verdicts", "ladder_verdicts",
+           "facts_verdicts", "topology_verdicts", "all_verdicts", "STATUSES"]
+
+STATUSES = ("reproduced", "not reproduced", "unresolved", "observed", "not observed", "pending")
+
+CLAIMS = {
+    "scaling_pkm": "PKM: at fixed activated compute, the loss falls as the number of values N grows",
+    "scaling_ultramem": "UltraMem: at fixed activated compute, the loss falls as N grows",
+    "scaling_ultramem_steeper": "UltraMem gains more from a larger memory than PKM (a steeper fall with log N)",
+    "scaling_beats_dense": "UltraMem with the largest memory beats the dense model at the same activated compute",
+    "lm_moe_dense": "MoE beats dense at equal activated compute",
+    "lm_ultramem_dense": "UltraMem (paper recipe, k = 10) beats dense at equal activated compute",
+    "lm_ultramem_pkm": "UltraMem (paper recipe, k = 10) beats PKM (Lample et al.'s recipe)",
+    "lm_ultramem_moe": "UltraMem (paper recipe, k = 10) matches or beats MoE (at 151M the paper has MoE ahead by 0.04)",
+    "lm_paper_init_vs_ln": "with its value-lr multiplier, the paper's initialisation trains as well as the book's LayerNorm variant",
+    "lm_k10_vs_k4": "k = 10 (the paper's text) and k = 4 (the released script) train alike",
+    "facts_memory_dense": "at equal activated compute, a memory layer stores more facts than the dense model",
+    "topology_tdqkr": "TDQKR relieves the topology bias of additive product keys (more distinct rows and columns)",
+    "aux_sigma2": "the aux loss (α = 0.001, τ = 0.15) keeps σ₂ of the summed core near τ",
+    "aux_v2_ratio": "without the aux loss the core still becomes near rank-1, σ₁ > 4σ₂ (UltraMemV2)",
+}
+
+
+def load_results(figures: str | Path, prefer_gpu: bool = True) -> dict:
+    """{name: payload} for every experiment with a result file. The GPU suite's ``exp_<name>_gpu.json``
+    is used when it exists and is complete (and ``prefer_gpu``), else the CPU suite's ``exp_<name>.json``;
+    each payload's ``"source"`` says which file it came from."""
+    figures = Path(figures)
+    out = {}
+    for name in ("lm", "scaling", "ladder", "facts", "topology"):
+        for stem in ((f"{name}_gpu", name) if prefer_gpu else (name,)):
+            path = figures / f"exp_{stem}.json"
+            if not path.exists():
+                continue
+            payload = json.loads(path.read_text())
+            if stem.endswith("_gpu") and not payload.get("complete", False):
+                continue
+            payload["source"] = path.name
+            out[name] = payload
+            break
+    return out
+
+
+def _status_from_delta(d: dict | None, expect_negative: bool = True) -> dict:
+    """A verdict from a paired Δ (expected sign: negative = the claimed winner has the lower loss)."""
+    if d is None:
+        return {"status": "pending"}
+    if not d["resolved"]:
+        return {"status": "unresolved", "delta": d["mean"], "se": d["se"], "seeds": d["n"],
+                "seeds_needed": d["seeds_needed"]}
+    good = (d["mean"] < 0) == expect_negative
+    return {"status": "reproduced" if good else "not reproduced", "delta": d["mean"], "se": d["se"], "seeds": d["n"]}
+
+
+def compare(a_by_seed: dict, b_by_seed: dict, min_seeds: int = 2) -> dict | None:
+    """Paired Δ = a − b over the seeds both have (None with fewer than ``min_seeds``)."""
+    common = sorted(set(a_by_seed) & set(b_by_seed))
+    if len(common) < min_seeds:
+        return None
+    return paired_delta([a_by_seed[s] for s in common], [b_by_seed[s] for s in common])
+
+
+def _by_seed(seeds, values) -> dict:
+    return {int(s): float(v) for s, v in zip(seeds, values)}
+
+
+def lm_verdicts(lm: dict) -> dict:
+    models = lm["models"]
+
+    def losses(name):
+        m = models.get(name)
+        if not m or not m.get("runs") or not m.get("complete"):
+            return None
+        return _by_seed(m["seeds"], m["test_loss_per_seed"])
+
+    def verdict(claim, a, b, expect_negative=True, equivalence=False):
+        la, lb = losses(a), losses(b)
+        v = {"claim": CLAIMS[claim], "compared": f"{a} − {b}"}
+        if la is None or lb is None:
+            v["status"] = "pending"
+            return v
+        d = compare(la, lb)
+        if equivalence:                            # "trains as well as": a resolved gap either way refutes it
+            if d is None:
+                v["status"] = "pending"
+            elif d["resolved"]:
+                v.update(status="not reproduced", delta=d["mean"], se=d["se"], seeds=d["n"])
+            else:
+                v.update(status="reproduced", delta=d["mean"], se=d["se"], seeds=d["n"],
+                         note="no resolved difference at this budget")
+        else:
+            v.update(_status_from_delta(d, expect_negative))
+        v["tokens_trained"] = models[a].get("tokens_trained")
+        return v
+    out = {
+        "lm_moe_dense": verdict("lm_moe_dense", "moe", "dense"),
+        "lm_ultramem_dense": verdict("lm_ultramem_dense", "ultramem_paper_k10", "dense"),
+        "lm_ultramem_pkm": verdict("lm_ultramem_pkm", "ultramem_paper_k10", "pkm"),
+        "lm_paper_init_vs_ln": verdict("lm_paper_init_vs_ln", "ultramem_paper_k10", "ultramem_ln", equivalence=True),
+        "lm_k10_vs_k4": verdict("lm_k10_vs_k4", "ultramem_paper_k10", "ultramem_paper_k4", equivalence=True),
+    }
+    moe = verdict("lm_ultramem_moe", "ultramem_paper_k10", "moe")
+    if moe["status"] == "not reproduced" and moe.get("delta", 1) <= 0.04 + 2 * moe.get("se", 0):
+        moe["note"] = "behind MoE, by no more than the paper's 151M gap of 0.04"
+    out["lm_ultramem_moe"] = moe
+    return out
+
+
+def scaling_verdicts(sc: dict) -> dict:
+    curves = sc["curves"]
+    out = {}
+    for fam, claim in (("pkm", "scaling_pkm"), ("ultramem_paper_k10", "scaling_ultramem")):
+        c = curves.get(fam)
+        v = {"claim": CLAIMS[claim]}
+        if c is None or not c["complete"] or c["fit_vs_log2N"] is None:
+            v["status"] = "pending"
+        else:
+            fit = c["fit_vs_log2N"]
+            lo, hi = fit["slope_ci95"]
+            v.update(slope_per_doubling=fit["slope"], ci95=[lo, hi],
+                     status="reproduced" if hi < 0 else ("not reproduced" if lo > 0 else "unresolved"),
+                     tokens_trained=c["points"][0]["tokens_trained"])
+        out[claim] = v
+    v = {"claim": CLAIMS["scaling_ultramem_steeper"]}
+    p, u = curves.get("pkm"), curves.get("ultramem_paper_k10")
+    if p and u and p["complete"] and u["complete"] and p["fit_vs_log2N"] and u["fit_vs_log2N"]:
+        diff = u["fit_vs_log2N"]["slope"] - p["fit_vs_log2N"]["slope"]
+        se = math.hypot(u["fit_vs_log2N"]["slope_se"], p["fit_vs_log2N"]["slope_se"])
+        v.update(slope_difference=diff, se=se,
+                 status=("reproduced" if diff < 0 else "not reproduced") if abs(diff) > 2 * se else "unresolved")
+    else:
+        v["status"] = "pending"
+    out["scaling_ultramem_steeper"] = v
+    v = {"claim": CLAIMS["scaling_beats_dense"]}
+    dense = sc["references"].get("dense")
+    if u and u["complete"] and dense and len(dense["seeds"]) == len(sc["seeds"]):
+        last = u["points"][-1]
+        d = compare(_by_seed(last["seeds"], last["test_loss_per_seed"]), _by_seed(dense["seeds"], dense["test_loss_per_seed"]))
+        v.update(_status_from_delta(d), num_values=last["num_values"])
+    else:
+        v["status"] = "pending"
+    out["scaling_beats_dense"] = v
+    return out
+
+
+def ladder_verdicts(lad: dict) -> list[dict]:
+    """One verdict per rung after PKM: the paper's sign (or its 0.000) against our paired Δ."""
+    out = []
+    n_seeds = len(lad["seeds"])
+    for r in lad["rungs"][1:]:
+        d, paper = r.get("delta"), r.get("paper_delta")
+        v = {"rung": r["name"], "paper_delta": paper, "tokens_trained": r.get("tokens_trained")}
+        if d is None or len(r["seeds"]) < n_seeds:
+            v["status"] = "pending"
+        elif paper == 0:
+            v.update(delta=d["mean"], se=d["se"], status="not reproduced" if d["resolved"] else "reproduced",
+                     note="the paper reports no change")
+        else:
+            v.update(_status_from_delta(d, expect_negative=paper < 0))
+        out.append(v)
+    return out
+
+
+def facts_verdicts(facts: dict) -> dict:
+    v = {"claim": CLAIMS["facts_memory_dense"]}
+    res = facts["results"]
+    last = res[-1] if res else None
+    if not last or any(m is None for m in last["models"].values()):
+        v["status"] = "pending"
+        return v
+    dense = last["models"]["dense"]
+    best = None
+    for name, m in last["models"].items():
+        if name in ("dense", "moe"):
+            continue
+        d = compare(_by_seed(m["seeds"], m["recall_per_seed"]), _by_seed(dense["seeds"], dense["recall_per_seed"]))
+        if d is not None and (best is None or d["mean"] > best[1]["mean"]):
+            best = (name, d)
+    if best is None:
+        v["status"] = "pending"
+        return v
+    v.update(_status_from_delta(best[1], expect_negative=False), model=best[0], num_facts=last["num_facts"])
+    return v
+
+
+def topology_verdicts(topo: dict) -> dict:
+    runs = topo["runs"]
+    out = {}
+
+    def trained(name):
+        r = runs.get(name)
+        return r.get("topology_trained") if r else None
+    p, t = trained("pkm"), trained("tdqkr")
+    v = {"claim": CLAIMS["topology_tdqkr"]}
+    if p and t:
+        spread_p = p["distinct_rows_per_head"] + p["distinct_cols_per_head"]
+        spread_t = t["distinct_rows_per_head"] + t["distinct_cols_per_head"]
+        v.update(pkm_rows_plus_cols=spread_p, tdqkr_rows_plus_cols=spread_t,
+                 status="observed" if spread_t > spread_p else "not observed", seeds=len(runs["tdqkr"]["runs"]))
+    else:
+        v["status"] = "pending"
+    out["topology_tdqkr"] = v
+    tau = 0.15
+    v = {"claim": CLAIMS["aux_sigma2"]}
+    r = runs.get("tdqkr")
+    if r and r.get("runs"):
+        s2 = sum(r["runs"][0]["sv_record"]["sigma2"][-1]) / len(r["runs"][0]["sv_record"]["sigma2"][-1])
+        v.update(sigma2_end=s2, tau=tau, status="observed" if s2 <= 2 * tau else "not observed")
+    else:
+        v["status"] = "pending"
+    out["aux_sigma2"] = v
+    v = {"claim": CLAIMS["aux_v2_ratio"]}
+    r = runs.get("tdqkr_noaux")
+    if r and r.get("sigma_ratio_end") is not None:
+        v.update(ratio_end=r["sigma_ratio_end"], ratio_start=r["sigma_ratio_start"],
+                 status="observed" if r["sigma_ratio_end"] > 4 else "not observed")
+    else:
+        v["status"] = "pending"
+    out["aux_v2_ratio"] = v
+    return out
+
+
+def all_verdicts(results: dict) -> dict:
+    """Every verdict whose experiment has a result file, keyed by claim (ladder rungs as ``ladder:<rung>``)."""
+    out = {}
+    if "scaling" in results:
+        out.update(scaling_verdicts(results["scaling"]))
+    if "lm" in results:
+        out.update(lm_verdicts(results["lm"]))
+    if "facts" in results:
+        out["facts_memory_dense"] = facts_verdicts(results["facts"])
+    if "topology" in results:
+        out.update(topology_verdicts(results["topology"]))
+    if "ladder" in results:
+        for v in ladder_verdicts(results["ladder"]):
+            out[f"ladder:{v['rung']}"] = v
+    for v in out.values():
+        assert v["status"] in STATUSES, v
+    return out
