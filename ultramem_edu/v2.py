@@ -17,8 +17,8 @@ ZihaoHuang-notabot/Ultra-Sparse-Memory-Network). What changes against UltraMem (
 
        o = W_oᵀ Σ_{i ∈ top-m} ŝ_i · act(p_i · P x) · v_i  =  W_oᵀ Vᵀ( act(P_pre P x) ⊙ ŝ ),
 
-   ŝ the sparse selected scores (each MCS core its own value slice), act = identity (released
-   default ``mem_use_glu_act=False``) or GELU.
+   ŝ the sparse selected scores (each MCS core its own value slice), act = identity
+   (``mem_use_glu_act=False``, as in the released tests) or GELU.
 5. **TDQKR kept** (rank r, h cores, the rank-1 stage with sign-aligned factors); a MoE-style
    **balance loss** on the row and column keys; the Tucker auxiliary loss is off (the released code
    computes it but never applies it).
@@ -91,7 +91,7 @@ class UltraMemV2Config:
         tucker_rank: r (2). num_cores: h, MCS cores (released ``tucker_multihead`` 2); must divide D_v.
         tdqkr_both_signs: as in :class:`~ultramem_edu.layer.UltraMemConfig` (False = the paper).
     Scoring and losses:
-        pre_activation: "none" (released default) or "gelu" on the pre-value scores.
+        pre_activation: "none" (as in the released tests) or "gelu" on the pre-value scores.
         balance_coef: weight of :func:`key_balance_loss` (0 = off).
         aux_alpha, aux_tau: the Tucker-core auxiliary loss (released: computed, not applied → 0).
     Initialisation:
