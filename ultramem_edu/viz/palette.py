@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "OKABE_ITO", "METHOD_COLORS", "SEQUENTIAL", "TEXT", "GRID", "TITLE_CHARS", "PHONE_WIDTH",
-    "base_layout", "axis_style", "rgba", "wrap_text", "min_width",
+    "base_layout", "axis_style", "rgba", "wrap_text", "min_width", "legend_below",
 ]
 
 OKABE_ITO = {
@@ -104,8 +104,7 @@ def base_layout(
         font=dict(color=TEXT, size=12),
         height=height,
         margin=dict(l=60, r=30, t=8 + lines * _TITLE_LINE_PX + top, b=60),
-        legend=dict(bgcolor="rgba(0,0,0,0)"),
-    )
+    )   # no legend key: its background follows paper_bgcolor, and callers may pass legend=...
     if width is not None:
         layout["width"] = width
     if min_width is not None:
@@ -120,6 +119,16 @@ def min_width(layout) -> int | None:
     meta = layout.get("meta") if isinstance(layout, dict) else getattr(layout, "meta", None)
     value = meta.get("min_width") if isinstance(meta, dict) else None
     return int(value) if value else None
+
+
+def legend_below() -> dict:
+    """A horizontal legend pinned to the figure's bottom edge (``fig.update_layout(legend=...)``).
+
+    plotly pushes the plots up to make room for it, so it never sits on a curve or an axis title
+    however many rows it wraps into on a narrow screen; keep ~60 px of the height for each row.
+    """
+    return dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left",
+                bgcolor="rgba(0,0,0,0)")
 
 
 def axis_style() -> dict:

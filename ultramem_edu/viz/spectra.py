@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from .._checks import check_int
 from ..diagnostics import SpectrumRun, core_spectrum_run
-from .palette import METHOD_COLORS, axis_style, base_layout
+from .palette import METHOD_COLORS, axis_style, base_layout, legend_below
 from .topology import figure_explorer
 
 __all__ = ["core_spectrum_figure", "core_spectrum_widget"]
@@ -103,8 +103,7 @@ def core_spectrum_figure(
                                     height=760, top=75))
     fig.update_layout(
         margin=dict(l=60, r=20, b=20),
-        legend=dict(orientation="h", groupclick="toggleitem", bgcolor="rgba(0,0,0,0)",
-                    yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
+        legend=dict(legend_below(), groupclick="toggleitem"),
         updatemenus=[dict(
             type="buttons", direction="right", x=0, xanchor="left", y=1, yanchor="bottom",
             pad=dict(b=30, l=0, r=0, t=0), bgcolor="rgba(128,128,128,0.15)", showactive=True, active=0,
