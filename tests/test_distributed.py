@@ -168,3 +168,30 @@ def test_memory_accounting_of_the_paper_model():
     with pytest.raises(ValueError, match="precision"):
         rank_memory(1, 1, 1, precision="fp8")
     assert math.isclose(rank_memory(10, 0, 1, "fp32").total, 160)
+
+
+@pytest.mark.parametrize("scheme", ["column", "row"])
+def test_scheme_diagrams_keep_their_texts_apart(scheme):
+    from ultramem_edu.distributed.pictures import WIDTH, scheme_diagram
+    from ultramem_edu.viz.diagrams import DiagramArgumentError, text_boxes
+
+    svg = scheme_diagram(scheme).svg
+    boxes = text_boxes(svg)
+    assert len(boxes) > 10
+    for x0, _, x1, _, text in boxes:
+        assert 0 <= x0 and x1 <= WIDTH, text
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a[4], b[4])
+    assert svg.count('class="message"') == 4                   # two exchanges, both directions
+    with pytest.raises(DiagramArgumentError, match="scheme"):
+        scheme_diagram("diagonal")
+
+
+def test_torchrun_entry_point_explains_how_to_start_it(monkeypatch, capsys):
+    from ultramem_edu.distributed.__main__ import main
+
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--steps", "1"])
+    assert "torchrun --nproc_per_node 2" in capsys.readouterr().err

@@ -36,6 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_float_tensor
 from ..kernels import value_lookup
 from ..layer import UltraMemLayer
 from ..tdqkr import tucker_aux_loss
@@ -158,8 +159,7 @@ class ShardedUltraMemLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         layer, c = self.layer, self.layer.config
-        if x.shape[-1:] != (c.d_model,):
-            raise ValueError(f"x must have last dimension d_model={c.d_model}, got shape {tuple(x.shape)}")
+        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,))
         lead = x.shape[:-1]
         scores, weights, indices = layer._select(layer._sub_scores(x))           # (B', H, m[, h])
         virtual = (layer.shuffle[indices] if layer.shuffle is not None else indices).flatten(1)  # (B', H·m)
@@ -230,17 +230,19 @@ def shard_layer(layer: UltraMemLayer, group=None, scheme: str = "column", dedup:
     complaints = [f"rank {q}: {p}" for q, (_, p) in enumerate(everyone) if p]
     if complaints:
         raise ValueError("shard_layer: bad arguments; " + "; ".join(complaints))
-    for q, (other, _) in enumerate(everyone):
-        if other != everyone[0][0]:
-            diff = sorted(
-                key for key in set(other["config"]) | set(everyone[0][0]["config"])
-                if other["config"].get(key) != everyone[0][0]["config"].get(key)
-            ) if other.get("config") != everyone[0][0].get("config") else []
-            what = f"config fields {diff}" if diff else (
-                "scheme/dedup" if (other["scheme"], other["dedup"]) != (everyone[0][0]["scheme"], everyone[0][0]["dedup"])
-                else "value table shape/dtype")
-            raise ValueError(f"shard_layer: rank {q} disagrees with rank 0 on {what}: every rank must wrap "
-                             "the same layer configuration with the same arguments")
+    first = everyone[0][0]
+    for q, (other, _) in enumerate(everyone[1:], start=1):
+        if other == first:
+            continue
+        fields = sorted(k for k in first["config"] if first["config"][k] != other["config"].get(k))
+        if fields:
+            what = f"config fields {fields}"
+        elif (other["scheme"], other["dedup"]) != (first["scheme"], first["dedup"]):
+            what = f"scheme/dedup ({other['scheme']!r}, {other['dedup']}) vs ({first['scheme']!r}, {first['dedup']})"
+        else:
+            what = f"the value table's shape/dtype {other['values']} vs {first['values']}"
+        raise ValueError(f"shard_layer: rank {q} disagrees with rank 0 on {what}: every rank must wrap "
+                         "the same layer configuration with the same arguments")
     c = layer.config
     if scheme == "column" and c.value_dim % world:
         raise ValueError(f"scheme='column' needs the group size to divide value_dim: D_v={c.value_dim}, "
