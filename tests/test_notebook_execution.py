@@ -1,7 +1,8 @@
 """Notebook execution neither stalls on a finished cell nor waits silently on a hanging one.
 
-* ``scripts/kernel_poll.py``: a kernel message whose wake-up the event loop missed is picked up
-  within one short slice, not at the end of the timeout (reproduced on a socket pair below).
+* ``scripts/kernel_poll.py``: a kernel reply whose wake-up was consumed (by a send on the same
+  socket, as nbclient's Output widget does, or otherwise) is picked up at once or within one short
+  slice, not at the end of the cell timeout (both reproduced on socket pairs below).
 * ``scripts/execute_notebook.py``: a cell that hangs fails at the per-cell timeout with an error
   naming the notebook and the cell.
 * The book build (``_config.yml``, the ``kernel_poll`` extension) and nbval (``pyproject.toml``)
@@ -33,12 +34,44 @@ import execute_notebook  # noqa: E402
 import kernel_poll  # noqa: E402
 
 
-async def _wait_after_a_consumed_wakeup(timeout: float) -> tuple[str, float]:
-    """Receive one message through jupyter_client's asyncio channel after its FD edge was consumed.
+async def _reply_queued_during_a_send(timeout: float) -> tuple[str, float]:
+    """The stall of a widget cell, on a socket pair: a pending ``get_msg`` on the client's shell
+    channel, the kernel's ``execute_reply`` arriving, and then the client sending a ``comm_msg`` on the
+    same socket (nbclient's Output widget does this) before the event loop runs again. Session.send
+    sends through a synchronous shadow of the socket, which consumes the reply's wake-up. Returns the
+    message type and how long the poll took after the send.
+    """
+    actx, sctx = zmq.asyncio.Context(), zmq.Context()
+    kernel = sctx.socket(zmq.ROUTER)
+    client = actx.socket(zmq.DEALER)
+    try:
+        session = Session(key=b"")
+        port = kernel.bind_to_random_port("tcp://127.0.0.1")
+        client.connect(f"tcp://127.0.0.1:{port}")
+        channel = AsyncZMQSocketChannel(client, session)
+        channel.send(session.msg("kernel_info_request"))
+        ident, _ = session.feed_identities(kernel.recv_multipart())
+        session.send(kernel, "kernel_info_reply", ident=ident)
+        await channel.get_msg(timeout=10)  # connected and flowing
+        pending = asyncio.ensure_future(channel.get_msg(timeout=timeout))
+        await asyncio.sleep(0.1)  # the poll now sleeps on the FD
+        session.send(kernel, "execute_reply", {"status": "ok"}, ident=ident)
+        time.sleep(0.2)  # the reply reaches the client's queue while the loop does not run
+        channel.send(session.msg("comm_msg", {"comm_id": "x", "data": {"method": "update"}}))
+        start = time.perf_counter()
+        msg = await pending
+        return msg["msg_type"], time.perf_counter() - start
+    finally:
+        client.close(linger=0)
+        kernel.close(linger=0)
+        actx.term()
+        sctx.term()
 
-    The poll is registered and sleeping; the message arrives; something else reads ``zmq.EVENTS``
-    on the socket (here a shadow of it), which consumes the edge-triggered FD's signal without
-    telling the pending poll. Returns the message type and how long the poll took after that.
+
+async def _wait_after_a_consumed_wakeup(timeout: float) -> tuple[str, float]:
+    """Any other consumer of the FD's edge: a message arrives for a sleeping poll, and something reads
+    ``zmq.EVENTS`` through a shadow of the socket, bypassing zmq.asyncio. Returns the message type and
+    how long the poll took after that.
     """
     actx, sctx = zmq.asyncio.Context(), zmq.Context()
     rx = actx.socket(zmq.PAIR)
@@ -49,9 +82,9 @@ async def _wait_after_a_consumed_wakeup(timeout: float) -> tuple[str, float]:
         tx.connect(f"tcp://127.0.0.1:{port}")
         channel = AsyncZMQSocketChannel(rx, session)
         session.send(tx, "kernel_info_reply")
-        await channel.get_msg(timeout=10)  # connected and flowing
+        await channel.get_msg(timeout=10)
         pending = asyncio.ensure_future(channel.get_msg(timeout=timeout))
-        await asyncio.sleep(0.1)  # the poll now sleeps on the FD
+        await asyncio.sleep(0.1)
         session.send(tx, "execute_reply", {"status": "ok"})
         shadow = zmq.Socket.shadow(rx.underlying)
         for _ in range(200):  # consume the signal once the message is queued
@@ -70,19 +103,34 @@ async def _wait_after_a_consumed_wakeup(timeout: float) -> tuple[str, float]:
         sctx.term()
 
 
-def test_missed_wakeup_waits_for_the_timeout_without_the_fix():
+def test_reply_queued_during_a_send_waits_for_the_timeout_without_the_fix():
     kernel_poll.uninstall()
     try:
-        kind, seconds = asyncio.run(_wait_after_a_consumed_wakeup(timeout=2.0))
+        kind, seconds = asyncio.run(_reply_queued_during_a_send(timeout=2.0))
     finally:
         kernel_poll.install()
-    # the message was queued all along, but the plain poll only finds it when its timer expires
+    # the reply was queued all along, but the plain poll only finds it when its timer expires
     assert kind == "execute_reply"
     assert seconds > 1.5
 
 
-def test_missed_wakeup_costs_at_most_a_slice_with_the_fix():
-    kernel_poll.install(slice_s=0.25)
+def test_reply_queued_during_a_send_is_picked_up_at_once_with_the_fix():
+    kernel_poll.install(slice_s=5)  # slices longer than the test: the re-check after the send does it
+    try:
+        kind, seconds = asyncio.run(_reply_queued_during_a_send(timeout=30.0))
+    finally:
+        kernel_poll.install()
+    assert kind == "execute_reply"
+    assert seconds < 1.0
+
+
+def test_any_other_missed_wakeup_costs_at_most_a_slice():
+    kernel_poll.uninstall()
+    try:
+        kind, plain_seconds = asyncio.run(_wait_after_a_consumed_wakeup(timeout=2.0))
+    finally:
+        kernel_poll.install(slice_s=0.25)
+    assert kind == "execute_reply" and plain_seconds > 1.5
     assert kernel_poll.installed()
     kind, seconds = asyncio.run(_wait_after_a_consumed_wakeup(timeout=30.0))
     assert kind == "execute_reply"
@@ -114,8 +162,11 @@ def test_bounded_poll_still_times_out():
 
 
 def test_install_rejects_a_bad_slice():
+    kernel_poll.install()
     with pytest.raises(ValueError, match="slice_s"):
         kernel_poll.install(slice_s=0)
+    with pytest.raises(ValueError, match="slice_s"):
+        kernel_poll.install(slice_s=True)
     assert kernel_poll.installed()
 
 
