@@ -20,7 +20,7 @@ def test_rectangular_grid_shape_and_exact_additive_selection(aspect, expansion):
     assert cfg.grid_shape == (e * n, e * aspect * n)
     torch.manual_seed(0)
     layer = UltraMemLayer(cfg).eval()
-    assert layer.keys is None and layer.keys_row.shape[-2] == e * n and layer.keys_col.shape[-2] == e * aspect * n
+    assert layer.keys.shape == (cfg.num_heads, 1, e * n + e * aspect * n, cfg.key_dim)   # rows, then columns
     x = torch.randn(30, 16)
     with torch.no_grad():
         row, col = layer._sub_scores(x)

@@ -258,13 +258,12 @@ class UltraMemLayer(nn.Module):
             self.query_norm = None
         self.key_norm = nn.LayerNorm(c.key_dim, bias=False) if c.key_norm else None
         # keys[side, head, key set a, key, dim]; side 0 = rows, 1 = columns. A rectangular grid
-        # (grid_aspect > 1) keeps its row and column keys apart: keys_row, keys_col (H, r, n, D_k).
+        # (grid_aspect > 1) has sides of different lengths: keys[head, key set a, key, dim] holds the
+        # n_r' row keys, then the n_c' column keys.
         if n_rows == n_cols:
             self.keys = nn.Parameter(torch.empty(2, c.num_heads, r, n_rows, c.key_dim))
         else:
-            self.keys = None
-            self.keys_row = nn.Parameter(torch.empty(c.num_heads, r, n_rows, c.key_dim))
-            self.keys_col = nn.Parameter(torch.empty(c.num_heads, r, n_cols, c.key_dim))
+            self.keys = nn.Parameter(torch.empty(c.num_heads, r, n_rows + n_cols, c.key_dim))
         self.tucker_cores = (
             nn.Parameter(torch.empty(c.num_heads, c.num_cores, r, r)) if c.tucker_rank is not None else None
         )
@@ -289,11 +288,10 @@ class UltraMemLayer(nn.Module):
             if norm is not None:
                 norm.reset_parameters()
         bound = c.key_dim**-0.5
-        for keys in self._key_tensors():
-            if c.improved_init and c.init_score_scale == "released":
-                nn.init.normal_(keys, std=bound)
-            else:
-                nn.init.uniform_(keys, -bound, bound)
+        if c.improved_init and c.init_score_scale == "released":
+            nn.init.normal_(self.keys, std=bound)
+        else:
+            nn.init.uniform_(self.keys, -bound, bound)
         if self.tucker_cores is not None:
             nn.init.uniform_(self.tucker_cores, 0.0, 1.0)  # the released code's U(0, 1)
             with torch.no_grad():
@@ -348,9 +346,6 @@ class UltraMemLayer(nn.Module):
         self.train(was_training)
         return weights
 
-    def _key_tensors(self) -> list[nn.Parameter]:
-        return [self.keys] if self.keys is not None else [self.keys_row, self.keys_col]
-
     # ------------------------------------------------------------------ forward pieces
     def _sub_scores(self, x: torch.Tensor):
         """x (..., D) -> S (B', H, 2, r, n'): each head's row (side 0) and column (side 1) scores.
@@ -369,12 +364,13 @@ class UltraMemLayer(nn.Module):
         q = q.view(-1, self.num_queries, 2, c.key_dim)                         # (B', Q, 2, D_k)
         if isinstance(self.query_norm, nn.LayerNorm):
             q = self.query_norm(q)
-        norm = self.key_norm if self.key_norm is not None else (lambda k: k)
         q = q.expand(-1, c.num_heads, -1, -1)                                  # shared query → every head
-        if self.keys is not None:
-            return torch.einsum("bhsd,shakd->bhsak", q, norm(self.keys))       # (B', H, 2, r, n')
-        row = torch.einsum("bhd,hakd->bhak", q[:, :, 0], norm(self.keys_row))  # (B', H, r, n_r')
-        col = torch.einsum("bhd,hakd->bhak", q[:, :, 1], norm(self.keys_col))  # (B', H, r, n_c')
+        keys = self.key_norm(self.keys) if self.key_norm is not None else self.keys
+        if keys.dim() == 5:                                                    # square grid
+            return torch.einsum("bhsd,shakd->bhsak", q, keys)                  # (B', H, 2, r, n')
+        n_rows = c.grid_shape[0]                                               # rectangular: sides apart
+        row = torch.einsum("bhd,hakd->bhak", q[:, :, 0], keys[:, :, :n_rows])  # (B', H, r, n_r')
+        col = torch.einsum("bhd,hakd->bhak", q[:, :, 1], keys[:, :, n_rows:])  # (B', H, r, n_c')
         return row, col
 
     def _rank1_factors(self, summed_core: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
