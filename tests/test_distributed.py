@@ -23,6 +23,7 @@ from ultramem_edu.distributed.shard import column_core_map
 from ultramem_edu.layer import UltraMemConfig, UltraMemLayer
 
 TOL = 1e-10   # float64
+group_test = pytest.mark.slow    # starts a real process group: a few seconds to start, under a minute in all
 
 
 def _assert_equivalent(results, world):
@@ -35,29 +36,32 @@ def _assert_equivalent(results, world):
         assert sum(r["measured"].values()) > 0
 
 
+@group_test
 @pytest.mark.parametrize("world", [2, 4])
 @pytest.mark.parametrize("scheme", ["column", "row"])
 def test_sharded_layer_matches_single_process(scheme, world):
-    results = run_group(layer_equivalence, world, scheme, timeout=90)
+    results = run_group(layer_equivalence, world, scheme, timeout=150)
     _assert_equivalent(results, world)
     d_v, n = TEST_CONFIG["value_dim"], TEST_CONFIG["num_values"]
     expected = (n, d_v // world) if scheme == "column" else (n // world, d_v)
     assert all(r["shard_shape"] == expected for r in results)
 
 
+@group_test
 def test_row_scheme_without_dedup_matches_and_sends_more():
-    plain = run_group(layer_equivalence, 2, "row", 6, 0, False, timeout=90)
+    plain = run_group(layer_equivalence, 2, "row", 6, 0, False, timeout=150)
     _assert_equivalent(plain, 2)
-    dedup = run_group(layer_equivalence, 2, "row", 6, 0, True, timeout=90)
+    dedup = run_group(layer_equivalence, 2, "row", 6, 0, True, timeout=150)
     # the table has 64 rows and each rank selects 6·2·4 = 48: repeats are certain
     assert sum(sum(r["measured"].values()) for r in plain) > sum(sum(r["measured"].values()) for r in dedup)
 
 
+@group_test
 @pytest.mark.parametrize("pattern", ["hot", "same"])
 @pytest.mark.parametrize("scheme", ["column", "row"])
 def test_lookups_with_hot_rows_and_shared_indices(scheme, pattern):
     """4 ranks all selecting rank 0's rows (uneven load), or all selecting the same addresses."""
-    results = run_group(lookup_equivalence, 4, scheme, pattern, timeout=90)
+    results = run_group(lookup_equivalence, 4, scheme, pattern, timeout=150)
     for r in results:
         assert r["output"] < TOL and r["table_grad"] < TOL and r["scores_grad"] < TOL, r
         assert r["measured"] == r["model"]
@@ -67,15 +71,17 @@ def test_lookups_with_hot_rows_and_shared_indices(scheme, pattern):
         assert np.array(results[0]["requests"])[:, 1:].sum() == 0
 
 
+@group_test
 @pytest.mark.parametrize("scheme", ["column", "row"])
 def test_ddp_step_equals_single_process_step(scheme):
-    results = run_group(ddp_step_check, 2, scheme, 1, timeout=120)
+    results = run_group(ddp_step_check, 2, scheme, 1, timeout=180)
     for r in results:
         assert r["losses"][0] == pytest.approx(r["reference_losses"][0], abs=1e-6)
         assert r["max_param_change"] > 1e-3                      # the step did move the parameters
         assert r["max_param_diff"] < 1e-5                        # ... the same way in both runs
 
 
+@group_test
 @pytest.mark.parametrize("case, world, words", [
     ("divide", 3, "needs the group size to divide num_values"),
     ("config", 2, "disagrees with rank 0 on config fields ['topm']"),
@@ -83,19 +89,21 @@ def test_ddp_step_equals_single_process_step(scheme):
 ])
 def test_bad_wrap_fails_on_every_rank(case, world, words):
     t0 = time.perf_counter()
-    errors = run_group(bad_wrap, world, case, timeout=60, collective_timeout=10)
+    errors = run_group(bad_wrap, world, case, timeout=120, collective_timeout=10)
     assert all(words in e for e in errors), errors
-    assert time.perf_counter() - t0 < 60
+    assert time.perf_counter() - t0 < 120
 
 
+@group_test
 def test_dead_rank_gives_an_error_not_a_hang():
     t0 = time.perf_counter()
-    errors = run_group(dead_peer, 2, timeout=60, collective_timeout=5, return_errors=True)
+    errors = run_group(dead_peer, 2, timeout=120, collective_timeout=5, return_errors=True)
     assert isinstance(errors[0], str) and "RuntimeError" in errors[0]
     assert "without a result" in errors[1]
-    assert time.perf_counter() - t0 < 60
+    assert time.perf_counter() - t0 < 120
 
 
+@group_test
 def test_run_group_times_out():
     t0 = time.perf_counter()
     with pytest.raises(GroupError, match="did not finish within 5"):
