@@ -285,3 +285,58 @@ def test_plotly_slider_click_changes_the_figure(browser, site):
         browser.wait_for(f"{blanks} > 0", timeout=10)
     except TimeoutError:
         pytest.fail("moving the slider to session 1 should blank the later chapters")
+
+
+# ---------------------------------------------------------------------------------------------
+# Quizzes: static HTML at the end of chapters 1-11, answered by clicking, without a kernel.
+# ---------------------------------------------------------------------------------------------
+
+QUIZ_PAGE = "book/01_memory_layers.html"
+
+
+def test_quiz_gives_feedback_on_click_offline(browser, site):
+    """A chapter's quiz renders with its math typeset, every feedback hidden until an answer is
+    chosen; a real click on a wrong and then on the right answer shows each one's verdict and
+    feedback (and only the chosen one's); the page asks no other host and logs no error."""
+    result = visit(browser, urllib.parse.urljoin(site, QUIZ_PAGE))
+    hosts = {urllib.parse.urlsplit(u).hostname for u in result["requests"]
+             if urllib.parse.urlsplit(u).scheme in ("http", "https", "ws", "wss")}
+    assert hosts <= {"127.0.0.1"}, result["requests"]
+    assert result["failed"] == [] and result["console"] == []
+    quiz = browser.evaluate(
+        """(() => {
+          const q = document.querySelector('.ue-quiz');
+          if (!q) return null;
+          return {questions: q.querySelectorAll('fieldset').length,
+                  hidden: [...q.querySelectorAll('.ue-feedback')].every(f => getComputedStyle(f).display === 'none'),
+                  typeset: q.querySelectorAll('mjx-container').length,
+                  rawTex: q.innerText.includes('\\\\(')};
+        })()"""
+    )
+    assert quiz is not None, f"no quiz on {QUIZ_PAGE}"
+    assert quiz["questions"] >= 5 and quiz["hidden"] and quiz["typeset"] > 0 and not quiz["rawTex"], quiz
+    for kind, verdict in (("wrong", "Not quite."), ("right", "Right.")):
+        target = browser.evaluate(
+            f"""(() => {{
+              const input = document.querySelector('.ue-quiz fieldset input.ue-{kind}');
+              const label = document.querySelector('label[for="' + input.id + '"]');
+              label.scrollIntoView({{block: 'center'}});
+              const box = label.getBoundingClientRect();
+              return {{id: input.id, x: box.x + box.width / 2, y: box.y + box.height / 2}};
+            }})()"""
+        )
+        for event in ("mouseMoved", "mousePressed", "mouseReleased"):
+            browser.send("Input.dispatchMouseEvent", {
+                "type": event, "x": target["x"], "y": target["y"], "button": "left", "clickCount": 1,
+            })
+        shown = browser.wait_for(
+            f"""(() => {{
+              const input = document.getElementById('{target["id"]}');
+              const visible = [...input.closest('fieldset').querySelectorAll('.ue-feedback')]
+                                .filter(f => getComputedStyle(f).display !== 'none');
+              return input.checked && visible.length === 1 && visible[0].parentElement.contains(input)
+                     && visible[0].innerText.trim();
+            }})()""",
+            timeout=10,
+        )
+        assert shown.startswith(verdict), shown

@@ -77,7 +77,7 @@ def quiz_html(questions: list[dict], quiz_id: str, title: str = "Check yourself"
     """The HTML of a quiz (see the module docstring); ``quiz_id`` makes its element ids unique on a page."""
     if not re.fullmatch(r"[A-Za-z][\w-]*", quiz_id or ""):
         raise ValueError(f"quiz_id must be a letter followed by letters, digits, '_' or '-', got {quiz_id!r}")
-    parts = [_STYLE, f'<div class="ue-quiz" id="{quiz_id}">',
+    parts = [_STYLE, f'<div class="ue-quiz mathjax_process" id="{quiz_id}">',
              f'<p class="ue-quiz-title">{html.escape(title)} <span style="font-weight:normal">'
              f"(choose an answer to see whether it is right, and why)</span></p>"]
     for i, q in enumerate(questions, 1):
