@@ -57,14 +57,17 @@ def test_row_scheme_without_dedup_matches_and_sends_more():
 
 
 @group_test
-@pytest.mark.parametrize("pattern", ["hot", "same"])
+@pytest.mark.parametrize("pattern", ["hot", "same", "uneven"])
 @pytest.mark.parametrize("scheme", ["column", "row"])
 def test_lookups_with_hot_rows_and_shared_indices(scheme, pattern):
-    """4 ranks all selecting rank 0's rows (uneven load), or all selecting the same addresses."""
+    """4 ranks all selecting rank 0's rows (uneven load), all selecting the same addresses, or
+    holding different numbers of tokens."""
     results = run_group(lookup_equivalence, 4, scheme, pattern, timeout=150)
     for r in results:
         assert r["output"] < TOL and r["table_grad"] < TOL and r["scores_grad"] < TOL, r
-        assert r["measured"] == r["model"]
+        if "model" in r:
+            assert r["measured"] == r["model"]
+    assert ("model" in results[0]) == (scheme == "row" or pattern != "uneven")
     if scheme == "row" and pattern == "hot":
         served = [r["measured"]["rows"] for r in results]
         assert served[0] > 0 and served[1:] == [0, 0, 0]         # one rank serves every other rank

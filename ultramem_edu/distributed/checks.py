@@ -97,7 +97,8 @@ def lookup_equivalence(rank: int, world: int, scheme: str, pattern: str = "hot",
 
     ``pattern``: "hot" — every rank selects only rows owned by rank 0, with repeats within and
     across ranks (the uneven load of the row scheme); "random" — uniform addresses; "same" — every
-    rank selects exactly the same addresses. float64; returns the largest differences of the
+    rank selects exactly the same addresses; "uneven" — uniform addresses, rank q with tokens + q
+    tokens (the column model assumes equal batches, so it is not given then). float64; returns the largest differences of the
     pooled output and of the gradients of the table and the scores.
     """
     gen = torch.Generator().manual_seed(seed)
@@ -105,17 +106,18 @@ def lookup_equivalence(rank: int, world: int, scheme: str, pattern: str = "hot",
     per = num_values // world
     idx, wts, gout = [], [], []
     for q in range(world):
+        b = tokens + q if pattern == "uneven" else tokens
         if pattern == "hot":
-            rows = torch.randint(0, per, (tokens, k), generator=gen)                  # rank 0's rows only
+            rows = torch.randint(0, per, (b, k), generator=gen)                       # rank 0's rows only
         elif pattern == "same":
             g0 = torch.Generator().manual_seed(seed + 7)
-            rows = torch.randint(0, num_values, (tokens, k), generator=g0)
+            rows = torch.randint(0, num_values, (b, k), generator=g0)
         else:
-            rows = torch.randint(0, num_values, (tokens, k), generator=gen)
-        block = torch.randint(0, blocks, (tokens, k), generator=gen)
+            rows = torch.randint(0, num_values, (b, k), generator=gen)
+        block = torch.randint(0, blocks, (b, k), generator=gen)
         idx.append(block * num_values + rows)
-        wts.append(torch.randn(tokens, k, cores, generator=gen, dtype=torch.float64))
-        gout.append(torch.randn(tokens, blocks, value_dim, generator=gen, dtype=torch.float64))
+        wts.append(torch.randn(b, k, cores, generator=gen, dtype=torch.float64))
+        gout.append(torch.randn(b, blocks, value_dim, generator=gen, dtype=torch.float64))
 
     full = table.clone().requires_grad_(True)
     w_ref = [w.clone().requires_grad_(True) for w in wts]
@@ -147,7 +149,7 @@ def lookup_equivalence(rank: int, world: int, scheme: str, pattern: str = "hot",
         requests = request_matrix([i.numpy() for i in idx], num_values, world, dedup=dedup)
         result["requests"] = requests.tolist()
         result["model"] = row_bytes(requests, rank, value_dim, float_bytes=8)
-    else:
+    elif pattern != "uneven":
         result["model"] = column_bytes(tokens, 1, k, value_dim, world, cores, blocks, float_bytes=8)
     return result
 
