@@ -19,7 +19,8 @@
 #   4. bash scripts/gpu_experiments.sh, if it exists (the chapter-11 GPU suite; GPU_EXPERIMENTS=0 skips
 #        it), with what is left of the budget; the files it writes under figures/ and checkpoints/ are
 #        copied into <results>/experiments/
-#   5. pytest -m "not gpu" tests/test_kernels.py  (the CPU-sized tests, now on compiled kernels)
+#   5. pytest -m "not gpu" tests/test_kernels.py tests/test_kernel_inspect.py  (the CPU-sized tests on
+#        compiled kernels; the ahead-of-time inspection under the machine's own triton)
 #   6. the summary: versions, device, each step's exit code and time, the targets (printed last)
 #
 # The Python: $PYTHON, else python3. It must have CUDA torch, triton, pytest and hypothesis; the GPU
@@ -117,7 +118,8 @@ else
   STEPS+=("chapter-11 GPU suite|absent|0")
 fi
 if [ "$DRY_RUN" = 0 ]; then
-  step "pytest -m 'not gpu' (compiled)" 90 "${PYTEST[@]}" -m "not gpu" tests/test_kernels.py
+  # the CPU-sized tests on compiled kernels, and the inspection compiled in-process under this triton
+  step "pytest -m 'not gpu' (compiled)" 120 "${PYTEST[@]}" -m "not gpu" tests/test_kernels.py tests/test_kernel_inspect.py
 fi
 
 {
