@@ -572,10 +572,13 @@ def inspect_variants(variants: list[Variant], use_cache: bool = True, keep_ptx: 
         for i, report in zip(todo, fresh):
             if use_cache:
                 path = cache_dir() / f"{_cache_key(variants[i])}.json"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(report))
-                tmp.replace(path)
+                try:  # a read-only or missing cache folder costs speed, not the result
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps(report))
+                    tmp.replace(path)
+                except OSError:
+                    pass
             results[i] = report
     out = [results[i] for i in range(len(variants))]
     if not keep_ptx:
