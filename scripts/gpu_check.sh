@@ -5,7 +5,7 @@
 #   bash scripts/gpu_check.sh            # on the GPU machine, from anywhere in the repository
 #   bash scripts/gpu_check.sh --dry-run  # on a CPU: the same steps in smoke-test form (what the tests run)
 #
-# Steps, each with its own time limit inside an overall budget (GPU_CHECK_BUDGET_S, default 570 s),
+# Steps, each with its own time limit inside an overall budget (GPU_CHECK_BUDGET_S, default 540 s),
 # in order of importance; a failed or cut step is recorded and the next one still runs:
 #   1. pytest -m gpu  tests/test_kernels.py tests/test_kernel_inspect.py
 #        compiled kernels vs the float64 reference (fp32, fp16, bf16), the deterministic backward
@@ -37,7 +37,7 @@ REPO=$PWD
 DRY_RUN=0
 [ "${1:-}" = "--dry-run" ] && DRY_RUN=1
 PY="${PYTHON:-python3}"
-BUDGET="${GPU_CHECK_BUDGET_S:-570}"
+BUDGET="${GPU_CHECK_BUDGET_S:-540}"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 T0=$SECONDS
 
