@@ -3,7 +3,10 @@
 For each page of ``_toc.yml``: no failed request, no request to another host, no console error or
 uncaught exception, every plotly figure drawn (an ``svg.main-svg``), math typeset by MathJax
 where the page has math, widgets drawn where the page has widget state. On the preface, a real
-mouse click on a plotly slider step must change the figure.
+mouse click on a plotly slider step must change the figure. Every plotly figure of every page,
+in a 1366×900 window and on a 390 px phone: no two of its texts overlap, none leaves the figure,
+no legend or title sits on a plot, no figure is wider than its column unless it scrolls
+(``test_figure_texts_do_not_collide``; the rules are spelled out above it).
 
 Chromium: ``$CHROMIUM``, else ``chromium`` / ``chromium-browser`` / ``google-chrome`` on the path.
 Without one the tests are skipped, except with ``CI=true``, where they fail.
@@ -285,6 +288,214 @@ def test_plotly_slider_click_changes_the_figure(browser, site):
         browser.wait_for(f"{blanks} > 0", timeout=10)
     except TimeoutError:
         pytest.fail("moving the slider to session 1 should blank the later chapters")
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure text legibility: no two texts of a plotly figure overlap, none leaves the figure.
+# ---------------------------------------------------------------------------------------------
+#
+# What counts as a text: the main title, annotations (subplot titles are annotations), axis
+# titles, each legend (as one box: its items are laid out by plotly and cannot collide inside it),
+# slider step labels and the slider's current-value label, update-menu buttons and dropdown
+# headers, colorbar titles, and tick labels (of axes and colorbars).
+# Each text is its own box as drawn, turned with it (a rotated tick label is a rotated rectangle,
+# not the upright box around it), so texts that only share a corner of their upright boxes pass.
+# Tick labels are compared with every other text and with the figure's edge, but not with tick
+# labels of the same axis: plotly spaces those itself (auto ticks), and neighbours touch by design.
+# Data labels drawn on traces (bar texts, heatmap texts) and the hover layer are not layout text
+# and are left out; empty and invisible texts are ignored.
+# Two more rules catch what overlapping text boxes alone would not: a legend, title, axis title,
+# slider, menu or colorbar text must not sit on a plot area (the "legend on its own curves" case;
+# a tick label may sit on its own subplot only), and a figure must not be wider than the column
+# that holds it, unless that box scrolls sideways (the book's ``min_width`` figures on a phone).
+#
+# Windows: the desktop one the book is read in (1366×900) and a 390 px wide phone.
+
+FIGURE_VIEWPORTS = {
+    "desktop 1366x900": {"width": 1366, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+    "phone 390x844": {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+}
+OVERLAP_TOLERANCE_PX = 1.0  # boxes may touch; anti-aliased glyph edges are not an overlap
+PLOT_AREA_TOLERANCE_PX = 2.0  # a text box's blank side bearing may graze a plot's edge
+
+# Returns, per figure: its box, the box of the column that clips it, its title, its texts and
+# its plot areas, all in CSS pixels relative to the viewport.
+_COLLECT_FIGURE_TEXTS = r"""
+(() => {
+  const box = el => { const r = el.getBoundingClientRect();
+                      return [r.left, r.top, r.right, r.bottom]; };
+  // an SVG element's own box, turned as it is drawn (rotated tick labels, vertical axis titles)
+  const quad = el => { const b = el.getBBox(), m = el.getScreenCTM();
+                       return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height],
+                               [b.x, b.y + b.height]].map(([x, y]) => [m.a * x + m.c * y + m.e,
+                                                                      m.b * x + m.d * y + m.f]); };
+  const shown = el => el.checkVisibility({opacityProperty: true, visibilityProperty: true}) &&
+                      el.getBoundingClientRect().width > 0 && el.getBoundingClientRect().height > 0;
+  const words = el => (el.textContent || '').replace(/\s+/g, ' ').trim();
+  const subplotOf = el => { const g = el.closest('g.subplot');
+                            return g ? [...g.classList].find(c => c !== 'subplot') : ''; };
+  return [...document.querySelectorAll('.plotly-graph-div')].map((gd, index) => {
+    const items = [];
+    const add = (kind, el, label, group) => {
+      if (!shown(el)) return;
+      const text = label === undefined ? words(el) : label;
+      if (!text) return;
+      items.push({kind, text: text.slice(0, 60), group: group || '', box: box(el), quad: quad(el)});
+    };
+    gd.querySelectorAll('text.gtitle').forEach(el => add('title', el));
+    gd.querySelectorAll('g.annotation').forEach(g => {
+      const t = g.querySelector('text.annotation-text');
+      if (t) add('annotation', t);
+    });
+    gd.querySelectorAll('.infolayer > g[class$="title"] > text').forEach(el => {
+      if (/^[xy]\d*title$/.test(el.getAttribute('class') || '')) add('axis title', el);
+    });
+    gd.querySelectorAll('g.legend').forEach(g => {
+      const bg = g.querySelector('rect.bg');
+      const label = [...g.querySelectorAll('text.legendtext, text.legendtitletext')]
+                      .map(words).filter(Boolean).slice(0, 2).join(' | ');
+      if (bg && label) add('legend', bg, label);
+    });
+    gd.querySelectorAll('g.slider-group').forEach((g, k) => {
+      g.querySelectorAll('text.slider-label').forEach(el => add('slider label', el, undefined, 'slider ' + k));
+      g.querySelectorAll('text.slider-current-value').forEach(el => add('slider value', el));
+    });
+    // a row of buttons: each button; a dropdown: its header (its items are drawn only when open)
+    gd.querySelectorAll('g.updatemenu-button, g.updatemenu-header-group:has(> g.updatemenu-header)')
+      .forEach(g => add('menu', g, words(g).replace(/▼$/, '')));
+    gd.querySelectorAll('g.colorbar').forEach((cb, k) => {
+      cb.querySelectorAll('.cbtitle text').forEach(el => add('colorbar title', el));
+      cb.querySelectorAll('.cbaxis text').forEach(el => add('tick', el, undefined, 'colorbar ' + k));
+    });
+    gd.querySelectorAll('g.xtick > text, g.ytick > text').forEach(el => {
+      if (el.closest('g.colorbar')) return;
+      const axis = el.parentNode.classList.contains('xtick') ? 'x' : 'y';
+      add('tick', el, undefined, subplotOf(el) + ':' + axis);
+    });
+    const plots = [...gd.querySelectorAll('.draglayer > g')].map(g => {
+      const r = g.querySelector('rect.nsewdrag');
+      return r ? {subplot: [...g.classList][0] || '', box: box(r), quad: quad(r)} : null;
+    }).filter(Boolean);
+    // the box that clips the figure sideways: a scrolling one lets the reader reach all of it
+    let clip = gd.parentElement;
+    while (clip && clip !== document.body && getComputedStyle(clip).overflowX === 'visible')
+      clip = clip.parentElement;
+    const inBody = !clip || clip === document.body;
+    const scrolls = !inBody && ['auto', 'scroll'].includes(getComputedStyle(clip).overflowX);
+    const column = inBody ? [0, 0, document.documentElement.clientWidth, 0] : box(clip);
+    const title = gd.layout && gd.layout.title &&
+                  (typeof gd.layout.title === 'string' ? gd.layout.title : gd.layout.title.text);
+    return {index, title: title || '', box: box(gd), column, scrolls, items, plots};
+  });
+})()
+"""
+
+_FIGURES_SETTLED = r"""
+(() => [...document.querySelectorAll('.plotly-graph-div')].every(
+  gd => gd._fullLayout && gd.querySelector('svg.main-svg') && !(gd._promises || []).length))()
+"""
+
+
+def _intersection(a: list[float], b: list[float]) -> tuple[float, float]:
+    return min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+
+
+def _depth(p: list[list[float]], q: list[list[float]]) -> float:
+    """How far two convex quadrilaterals overlap: the smallest overlap of their projections on
+    the edge normals of either (separating axis theorem); <= 0 when they are apart. For two
+    upright boxes it is min(width, height) of their intersection."""
+    depth = float("inf")
+    for poly in (p, q):
+        for k in range(4):
+            (x0, y0), (x1, y1) = poly[k], poly[(k + 1) % 4]
+            nx, ny = y0 - y1, x1 - x0
+            norm = (nx * nx + ny * ny) ** 0.5
+            if norm == 0:
+                continue
+            on_p = [(x * nx + y * ny) / norm for x, y in p]
+            on_q = [(x * nx + y * ny) / norm for x, y in q]
+            depth = min(depth, min(max(on_p), max(on_q)) - max(min(on_p), min(on_q)))
+    return depth
+
+
+def _overlaps(a: dict, b: dict, tol: float = OVERLAP_TOLERANCE_PX) -> bool:
+    w, h = _intersection(a["box"], b["box"])
+    return w > tol and h > tol and _depth(a["quad"], b["quad"]) > tol
+
+
+def figure_text_problems(page: str, figures: list[dict]) -> list[str]:
+    """Every collision of one page's figures, as readable lines (see the comment above)."""
+    problems = []
+    tol = OVERLAP_TOLERANCE_PX
+    for fig in figures:
+        where = f"{page}, figure {fig['index'] + 1}" + (f" ({fig['title'][:50]!r})" if fig["title"] else "")
+        fl, ft, fr, fb = fig["box"]
+        if not fig["scrolls"] and fr > fig["column"][2] + tol:
+            problems.append(f"{where}: the figure ({fr - fl:.0f} px wide) sticks out of its column "
+                            f"by {fr - fig['column'][2]:.0f} px")
+        items = fig["items"]
+        for item in items:
+            xs, ys = [x for x, _ in item["quad"]], [y for _, y in item["quad"]]
+            out = max(fl - min(xs), ft - min(ys), max(xs) - fr, max(ys) - fb)
+            if out > tol:
+                problems.append(f"{where}: {item['kind']} {item['text']!r} extends {out:.0f} px "
+                                f"outside the figure")
+        for one, two in itertools.combinations(items, 2):
+            if one["kind"] == two["kind"] == "tick" and one["group"] == two["group"]:
+                continue
+            if _overlaps(one, two):
+                w, h = _intersection(one["box"], two["box"])
+                problems.append(f"{where}: {one['kind']} {one['text']!r} overlaps {two['kind']} "
+                                f"{two['text']!r} ({w:.0f}×{h:.0f} px)")
+        for item in items:
+            if item["kind"] == "annotation":
+                continue  # annotations may label a point inside a plot on purpose
+            for plot in fig["plots"]:
+                if item["kind"] == "tick" and item["group"].split(":")[0] == plot["subplot"]:
+                    continue
+                if _overlaps(item, plot, PLOT_AREA_TOLERANCE_PX):
+                    w, h = _intersection(item["box"], plot["box"])
+                    problems.append(f"{where}: {item['kind']} {item['text']!r} sits on the plot "
+                                    f"area of subplot {plot['subplot']} ({w:.0f}×{h:.0f} px)")
+    return problems
+
+
+def collect_figures(tools: DevTools, url: str) -> list[dict]:
+    """Visit ``url`` and return its figures' text boxes once plotly has finished drawing."""
+    visit(tools, url)
+    tools.wait_for(_FIGURES_SETTLED)
+    previous = None
+    end = time.monotonic() + 10
+    while True:  # plotly may redraw (responsive resize, async text measuring): wait until still
+        figures = tools.evaluate(_COLLECT_FIGURE_TEXTS)
+        if figures == previous or time.monotonic() > end:
+            return figures
+        previous = figures
+        tools.pump(0.3)
+
+
+@pytest.fixture(scope="module")
+def figure_pages(built_book) -> list[str]:
+    """The pages whose HTML holds a plotly figure."""
+    return [p for p in PAGES if "plotly-graph-div" in (built_book.html_dir / p).read_text()]
+
+
+@pytest.mark.parametrize("viewport", list(FIGURE_VIEWPORTS))
+def test_figure_texts_do_not_collide(browser, site, figure_pages, viewport):
+    assert figure_pages, "no page of the book holds a plotly figure"
+    browser.send("Emulation.setDeviceMetricsOverride", FIGURE_VIEWPORTS[viewport])
+    try:
+        problems, figures_seen = [], 0
+        for page in figure_pages:
+            figures = collect_figures(browser, urllib.parse.urljoin(site, page))
+            figures_seen += len(figures)
+            assert all(f["items"] for f in figures), f"{page}: a figure with no text was drawn"
+            problems += figure_text_problems(page, figures)
+    finally:
+        browser.send("Emulation.clearDeviceMetricsOverride")
+    assert figures_seen > 0
+    assert not problems, (f"{len(problems)} text collisions in the figures at {viewport}:\n"
+                          + "\n".join(problems))
 
 
 # ---------------------------------------------------------------------------------------------
