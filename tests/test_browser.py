@@ -551,3 +551,57 @@ def test_quiz_gives_feedback_on_click_offline(browser, site):
             timeout=10,
         )
         assert shown.startswith(verdict), shown
+
+
+def _text(kind: str, text: str, left: float, top: float, width: float, height: float,
+          group: str = "", turn: float = 0.0) -> dict:
+    """A text as the collector reports it: a rectangle turned by ``turn`` radians about its centre."""
+    import math
+
+    cx, cy = left + width / 2, top + height / 2
+    c, s = math.cos(turn), math.sin(turn)
+    corners = [(-width / 2, -height / 2), (width / 2, -height / 2), (width / 2, height / 2),
+               (-width / 2, height / 2)]
+    quad = [[cx + c * x - s * y, cy + s * x + c * y] for x, y in corners]
+    xs, ys = [x for x, _ in quad], [y for _, y in quad]
+    return {"kind": kind, "text": text, "group": group, "quad": quad,
+            "box": [min(xs), min(ys), max(xs), max(ys)]}
+
+
+def _figure(items: list[dict], plots: list[dict] = (), width: float = 700, scrolls: bool = False,
+            column: float = 745) -> dict:
+    return {"index": 0, "title": "t", "box": [0, 0, width, 400], "column": [0, 0, column, 0],
+            "scrolls": scrolls, "items": items, "plots": list(plots)}
+
+
+def test_the_collision_check_finds_what_it_should_and_only_that():
+    # two subplot titles running into each other, one running off the right edge
+    found = figure_text_problems("p.html", [_figure([
+        _text("annotation", "left title", 100, 40, 250, 16),
+        _text("annotation", "right title", 330, 40, 400, 16),
+    ])])
+    assert any("'left title' overlaps annotation 'right title' (20×16 px)" in p for p in found)
+    assert any("'right title' extends 30 px outside the figure" in p for p in found)
+    # touching boxes, tick labels of one axis side by side, and two long labels turned 45°
+    # whose upright boxes overlap although the labels themselves do not: no problem
+    assert figure_text_problems("p.html", [_figure([
+        _text("axis title", "a", 100, 40, 50, 16), _text("axis title", "b", 150.5, 40, 50, 16),
+        _text("tick", "1", 10, 300, 20, 14, group="xy:x"), _text("tick", "2", 25, 300, 20, 14, group="xy:x"),
+        _text("tick", "long label one", 200, 330, 100, 14, group="xy:x", turn=0.785),
+        _text("tick", "long label two", 240, 330, 100, 14, group="xy:y", turn=0.785),
+    ])]) == []
+    # ...but the same labels on two different axes overlapping as drawn are reported
+    assert figure_text_problems("p.html", [_figure([
+        _text("tick", "one", 200, 330, 100, 14, group="xy:x", turn=0.785),
+        _text("tick", "two", 210, 330, 100, 14, group="x2y2:x", turn=0.785),
+    ])])
+    # a legend on a plot area is reported; a tick label on its own subplot is not
+    plot = {"subplot": "xy", "box": [60, 80, 660, 330], "quad": [[60, 80], [660, 80], [660, 330], [60, 330]]}
+    found = figure_text_problems("p.html", [_figure([
+        _text("legend", "with aux | without aux", 500, 100, 150, 80),
+        _text("tick", "0.5", 62, 200, 20, 14, group="xy:y"),
+    ], plots=[plot])])
+    assert len(found) == 1 and "legend 'with aux | without aux' sits on the plot area of subplot xy" in found[0]
+    # a figure wider than its column: reported unless its box scrolls sideways
+    assert "sticks out of its column" in figure_text_problems("p.html", [_figure([], width=640, column=358)])[0]
+    assert figure_text_problems("p.html", [_figure([], width=640, column=358, scrolls=True)]) == []
