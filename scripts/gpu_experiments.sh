@@ -11,8 +11,8 @@ PY="${PYTHON:-python}"
 SHARDS="${SHARDS:-12}"
 LIMIT="${LIMIT:-330}"
 LOG=checkpoints/gpu_suite
-mkdir -p "$LOG"
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: torch.cuda.is_available() is False')" || exit 2
+mkdir -p "$LOG"
 export OMP_NUM_THREADS=1
 start=$(date +%s)
 for ((i = 0; i < SHARDS; i++)); do

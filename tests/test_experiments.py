@@ -433,3 +433,16 @@ def test_verdicts_on_a_quick_suite(tmp_path):
     assert {"topology_tdqkr", "aux_sigma2", "aux_v2_ratio"} <= set(v)
     assert [k for k in v if k.startswith("ladder:")] == ["ladder:remove softmax", "ladder:half D_v, output projection"]
     assert all(x["status"] in STATUSES for x in v.values())
+
+
+def test_gpu_script_refuses_clearly_without_cuda(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the script would run the GPU suite")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_experiments.sh"
+    import sys
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                         env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
+    assert out.returncode != 0 and "no CUDA device" in out.stderr
