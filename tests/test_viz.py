@@ -15,7 +15,8 @@ from ultramem_edu.viz import (
 )
 from ultramem_edu.viz._plotly import figure_html
 from ultramem_edu.viz.palette import (
-    METHOD_COLORS, OKABE_ITO, PHONE_WIDTH, TITLE_CHARS, base_layout, min_width, rgba, wrap_text,
+    METHOD_COLORS, OKABE_ITO, PHONE_WIDTH, TITLE_CHARS, axis_style, base_layout, min_width, rgba,
+    wrap_text,
 )
 
 MAX_JSON = 300_000
@@ -233,3 +234,5 @@ def test_side_by_side_figures_fit_the_book_column_and_stacked_ones_a_phone(topo,
     assert spectrum.layout.legend.yref == "container" and spectrum.layout.legend.y == 0
     (menu,) = spectrum.layout.updatemenus
     assert menu.y == 1 and menu.yanchor == "bottom"        # the log/linear switch above the plots
+    # tick labels stand off their axes: the x axis' first and the y axis' lowest clear the corner
+    assert spectrum.layout.xaxis.ticklabelstandoff == axis_style()["ticklabelstandoff"] > 0

@@ -132,5 +132,9 @@ def legend_below() -> dict:
 
 
 def axis_style() -> dict:
-    """Grid and zero-line colours for every x/y axis (``fig.update_xaxes(**axis_style())``)."""
-    return dict(gridcolor=GRID, zerolinecolor=GRID, linecolor=GRID)
+    """Grid and zero-line colours for every x/y axis (``fig.update_xaxes(**axis_style())``).
+
+    The tick labels stand 4 px further off their axis than plotly's default, so the first label
+    of the x axis and the lowest of the y axis do not run into each other at the plot's corner.
+    """
+    return dict(gridcolor=GRID, zerolinecolor=GRID, linecolor=GRID, ticklabelstandoff=4)
