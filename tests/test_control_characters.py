@@ -3,8 +3,8 @@
 Only newline, tab and carriage return belong in text. Anything else is almost always an escape
 sequence that Python swallowed: ``"\\approx"`` written in a normal string literal is a BEL
 character followed by ``pprox``, and the formula renders broken. The check covers every string of
-every notebook (cell sources, outputs, metadata), the Markdown and BibTeX sources of the book, and
-every page of the built site.
+every notebook (cell sources, outputs, metadata), the Markdown, BibTeX and JSON sources of the
+book (the quizzes), and every page of the built site.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def notebook_control_characters(path: Path) -> list[str]:
 
 NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
 SOURCES = sorted(BOOK.glob("*.md")) + sorted(BOOK.glob("*.bib"))
+DATA = sorted(BOOK.glob("**/*.json"))  # e.g. the chapters' quizzes, rendered into the pages
 
 
 def test_the_check_finds_a_swallowed_escape():
@@ -102,6 +103,15 @@ def test_no_control_characters_in_notebooks(path):
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_no_control_characters_in_page_sources(path):
     found = control_characters(path.read_text(encoding="utf-8"), path.name)
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize("path", DATA, ids=lambda p: str(p.relative_to(BOOK)))
+def test_no_control_characters_in_book_data(path):
+    # JSON writes a control character as an escape (\\u0007): check the decoded strings
+    found = []
+    for where, text in _strings(json.loads(path.read_text(encoding="utf-8")), path.name):
+        found += control_characters(text, where)
     assert found == [], "\n".join(found)
 
 
