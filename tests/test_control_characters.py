@@ -108,7 +108,7 @@ def test_no_control_characters_in_page_sources(path):
 
 @pytest.mark.parametrize("path", DATA, ids=lambda p: str(p.relative_to(BOOK)))
 def test_no_control_characters_in_book_data(path):
-    # JSON writes a control character as an escape (\\u0007): check the decoded strings
+    # JSON writes a control character as an escape (\u0007): check the decoded strings
     found = []
     for where, text in _strings(json.loads(path.read_text(encoding="utf-8")), path.name):
         found += control_characters(text, where)
