@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from ultramem_edu.cost import paper_1p6b_configs
 from ultramem_edu.distributed import shard_layer
