@@ -79,6 +79,10 @@ def test_ddp_step_equals_single_process_step(scheme):
     results = run_group(ddp_step_check, 2, scheme, 1, timeout=180)
     for r in results:
         assert r["losses"][0] == pytest.approx(r["reference_losses"][0], abs=1e-6)
+        # the global gradient norm (replicated once + shards summed over ranks) is the one-process norm,
+        # and above the clipping threshold, so the clipping's scale is tested too
+        assert r["grad_norms"][0] == pytest.approx(r["reference_grad_norms"][0], rel=1e-5)
+        assert r["grad_norms"][0] > r["grad_clip"]
         assert r["max_param_change"] > 1e-3                      # the step did move the parameters
         assert r["max_param_diff"] < 1e-5                        # ... the same way in both runs
 

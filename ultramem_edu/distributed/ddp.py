@@ -109,12 +109,13 @@ def make_optimizer(model: nn.Module, lr: float, steps: int):
 
 
 def train_steps(model: nn.Module, batches, steps: int, lr: float = 3e-3, grad_clip: float = 1.0, group=None,
-                rank: int = 0, world: int = 1) -> list[float]:
+                rank: int = 0, world: int = 1, norms: list | None = None) -> list[float]:
     """Train for ``steps`` global batches; rank r takes rows [r·B/P, (r+1)·B/P) of each.
 
     ``model`` is the DDP-wrapped sharded model on each rank, or the plain model with world = 1.
     Returns the loss of each global batch (the mean of the ranks' local means: equal local
-    batches make it the global mean), the same on every rank.
+    batches make it the global mean), the same on every rank. ``norms``: a list to which each
+    step's gradient norm before clipping is appended.
     """
     inner = model.module if isinstance(model, DistributedDataParallel) else model
     optimizer, scheduler = make_optimizer(inner, lr, steps)
@@ -128,7 +129,9 @@ def train_steps(model: nn.Module, batches, steps: int, lr: float = 3e-3, grad_cl
         out = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        clip_grad_norm(inner, grad_clip, group)
+        norm = clip_grad_norm(inner, grad_clip, group)
+        if norms is not None:
+            norms.append(norm)
         optimizer.step()
         scheduler.step()
         loss = out.loss.detach().clone()
@@ -147,18 +150,22 @@ def _random_batches(vocab: int, batch: int, seq_len: int, seed: int):
 
 
 def ddp_step_check(rank: int, world: int, scheme: str = "column", steps: int = 1, batch: int = 4,
-                   seq_len: int = 16, seed: int = 0) -> dict:
+                   seq_len: int = 16, seed: int = 0, grad_clip: float = 0.5) -> dict:
     """Train the tiny LM ``steps`` steps with DDP + sharded memories on ``world`` ranks, and the same
-    model in one process on the whole batch (on every rank, as the reference); return the losses
-    and the largest parameter difference after training (shards against their slice)."""
+    model in one process on the whole batch (on every rank, as the reference); return the losses,
+    the gradient norms before clipping (``grad_clip`` below them tests the distributed norm) and
+    the largest parameter difference after training (shards against their slice)."""
     kwargs = dict(vocab_size=32, d_model=32, n_layers=2, seq_len=seq_len, seed=seed, num_values=16 * 16,
                   init_samples=64)
     reference = tiny_lm(**kwargs)
-    ref_losses = train_steps(reference, _random_batches(32, batch, seq_len, seed), steps)
+    ref_norms, norms = [], []
+    ref_losses = train_steps(reference, _random_batches(32, batch, seq_len, seed), steps, grad_clip=grad_clip,
+                             norms=ref_norms)
 
     model = shard_memories(tiny_lm(**kwargs), scheme=scheme)
     ddp = wrap_ddp(model)
-    losses = train_steps(ddp, _random_batches(32, batch, seq_len, seed), steps, rank=rank, world=world)
+    losses = train_steps(ddp, _random_batches(32, batch, seq_len, seed), steps, grad_clip=grad_clip, rank=rank,
+                         world=world, norms=norms)
     ref_params = dict(reference.named_parameters())
     worst = 0.0
     for name, p in model.named_parameters():
@@ -171,7 +178,8 @@ def ddp_step_check(rank: int, world: int, scheme: str = "column", steps: int = 1
         worst = max(worst, float((p.detach() - ref.detach()).abs().max()))
     moved = max(float((p.detach() - q.detach()).abs().max())
                 for p, q in zip(reference.parameters(), tiny_lm(**kwargs).parameters()))
-    return {"losses": losses, "reference_losses": ref_losses, "max_param_diff": worst, "max_param_change": moved}
+    return {"losses": losses, "reference_losses": ref_losses, "grad_norms": norms, "reference_grad_norms": ref_norms,
+            "grad_clip": grad_clip, "max_param_diff": worst, "max_param_change": moved}
 
 
 def _to(stream, device):
