@@ -446,3 +446,28 @@ def test_gpu_script_refuses_clearly_without_cuda(tmp_path):
     out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
                          env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
     assert out.returncode != 0 and "no CUDA device" in out.stderr
+
+
+def test_facts_and_topology_verdicts_on_synthetic_results():
+    from ultramem_edu.experiments.verdicts import facts_verdicts, topology_verdicts
+
+    def m(recalls):
+        return {"seeds": list(range(len(recalls))), "recall_per_seed": recalls}
+    facts = {"results": [{"num_facts": 100, "models": {"dense": m([0.2, 0.25, 0.22]),
+                                                        "ultramem_paper_k10": m([0.6, 0.7, 0.65])}}]}
+    v = facts_verdicts(facts)
+    assert v["status"] == "reproduced" and v["delta"] == pytest.approx(0.46)
+    facts["results"][0]["models"]["ultramem_paper_k10"] = m([0.2, 0.26, 0.21])
+    assert facts_verdicts(facts)["status"] == "unresolved"
+    facts["results"][0]["models"]["ultramem_paper_k10"] = None
+    assert facts_verdicts(facts)["status"] == "pending"
+
+    def run_(rows, cols, s1, s2):
+        return {"topology_trained": {"distinct_rows_per_head": rows, "distinct_cols_per_head": cols},
+                "runs": [{"sv_record": {"sigma2": [[s2, s2]]}}], "sigma_ratio_end": s1 / s2, "sigma_ratio_start": 2.0}
+    topo = {"runs": {"pkm": run_(3, 3, 1, 1), "tdqkr": run_(5, 4, 1.0, 0.2), "tdqkr_noaux": run_(5, 5, 2.0, 0.4)}}
+    v = topology_verdicts(topo)
+    assert v["topology_tdqkr"]["status"] == "observed" and v["aux_sigma2"]["status"] == "observed"
+    assert v["aux_v2_ratio"]["status"] == "observed" and v["aux_v2_ratio"]["ratio_end"] == pytest.approx(5.0)
+    topo["runs"]["tdqkr_noaux"] = run_(5, 5, 1.0, 0.5)
+    assert topology_verdicts(topo)["aux_v2_ratio"]["status"] == "not observed"
