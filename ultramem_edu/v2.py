@@ -341,7 +341,8 @@ class UltraMemV2Layer(nn.Module):
         pre = torch.einsum("bkd,bd->bk", F.embedding(rows, self.pool.pre_values), self.pre_proj(x))
         return F.gelu(pre) if self.config.pre_activation == "gelu" else pre
 
-    def _finish(self, x, pooled, sub, factors, scores, indices) -> MemoryOutput:
+    def _finish(self, x, pooled, sub, factors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """W_o on the pooled values (B', D_v); the balance (+ Tucker) loss; the summed cores' spectrum."""
         c = self.config
         output = self.out_proj(pooled)                                             # (B', D)
         aux = x.new_zeros(())
@@ -354,7 +355,7 @@ class UltraMemV2Layer(nn.Module):
         if c.aux_alpha > 0 and c.tucker_rank > 1:
             aux = aux + tucker_aux_loss(summed, tau=c.aux_tau, alpha=c.aux_alpha)
         sigma = torch.linalg.svdvals(summed.detach().double()).to(summed.dtype)
-        return output, scores, indices, aux, sigma
+        return output, aux, sigma
 
     # ------------------------------------------------------------------ forward paths
     def forward(self, x: torch.Tensor) -> MemoryOutput:
@@ -371,7 +372,7 @@ class UltraMemV2Layer(nn.Module):
         if self.pre_proj is not None:
             weights = weights * self._pre_scores(flat, rows).unsqueeze(-1)
         pooled = value_lookup(self.pool.values, rows, weights, num_blocks=1, backend=c.kernel_backend)[:, 0]
-        output, scores, indices, aux, sigma = self._finish(flat, pooled, sub, factors, scores, indices)
+        output, aux, sigma = self._finish(flat, pooled, sub, factors)
         return MemoryOutput(output=output.view(*lead, c.d_model), indices=indices.view(*lead, c.num_heads, c.topm),
                             scores=scores.view(*lead, c.num_heads, c.topm), aux_loss=aux, singular_values=sigma)
 
@@ -398,7 +399,7 @@ class UltraMemV2Layer(nn.Module):
             dense = dense * (F.gelu(pre) if c.pre_activation == "gelu" else pre).unsqueeze(-1)
         s = c.value_dim // c.num_cores
         pooled = torch.cat([dense[..., k] @ self.pool.values[:, k * s:(k + 1) * s] for k in range(c.num_cores)], -1)
-        output, scores, indices, aux, sigma = self._finish(flat, pooled, sub, factors, scores, indices)
+        output, aux, sigma = self._finish(flat, pooled, sub, factors)
         return MemoryOutput(output=output.view(*lead, c.d_model), indices=indices.view(*lead, c.num_heads, c.topm),
                             scores=scores.view(*lead, c.num_heads, c.topm), aux_loss=aux, singular_values=sigma)
 
