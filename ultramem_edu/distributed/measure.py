@@ -7,7 +7,7 @@ Runs :func:`~ultramem_edu.distributed.checks.layer_equivalence` (the layer on ra
 with every rank asking rank 0 for its rows (the row scheme's worst load) on 4 ranks. Writes, per
 run and rank, the bytes measured per exchange and per destination, the model's bytes and the
 largest differences from the single-process layer, with the command, versions and commit.
-About a minute on two CPU cores.
+A minute or two on two CPU cores.
 """
 from __future__ import annotations
 
