@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole chapter-11 CPU suite (about 3 hours on 2 idle cores), as two background processes of one
-# thread each, resumable: rerun this script after an interruption and finished runs are reused.
-#   process A: lm, then its shares of ladder and facts
-#   process B: topology, scaling, then its shares of ladder and facts
-# then one pass that trains anything left (lm's seeds at a chosen lr that the other process swept)
-# and publishes every figures/exp_<name>.json. Per-run results land in figures/runs/ as they finish.
+# The whole chapter-11 CPU suite (about three hours on 2 idle cores), as two background processes of
+# one thread each, resumable: rerun this script after an interruption and finished runs are reused.
+#   process A: lm, then its share of ladder
+#   process B: topology, facts, scaling, then its share of ladder
+# then one pass that trains anything left and publishes every figures/exp_<name>.json. Per-run results
+# land in figures/runs/ as they finish; `python -m ultramem_edu.experiments all --collect` publishes
+# what has finished at any time.
 # Usage: nohup nice -n 5 scripts/cpu_experiments.sh > checkpoints/cpu_suite.log 2>&1 &
+# WAIT_FOR="pid ..." makes process B start only after those processes have ended.
 set -u
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
@@ -13,20 +15,25 @@ LOG=checkpoints/cpu_suite
 mkdir -p "$LOG"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 run() { "$PY" -m ultramem_edu.experiments "$@" --resume --no-progress --threads 1; }
+waitfor() { for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 20; done; done; }
+if [ -z "${SKIP_A:-}" ]; then
+  (
+    run lm
+    run ladder --shard 0/2
+  ) >> "$LOG/a.log" 2>&1 &
+  A=$!
+else
+  A=""
+fi
 (
-  run lm
-  run ladder --shard 0/2
-  run facts --shard 0/2
-) > "$LOG/a.log" 2>&1 &
-A=$!
-(
+  waitfor ${WAIT_FOR:-}
   run topology
+  run facts
   run scaling
   run ladder --shard 1/2
-  run facts --shard 1/2
-) > "$LOG/b.log" 2>&1 &
+) >> "$LOG/b.log" 2>&1 &
 B=$!
-echo "suite: process A pid $A (log $LOG/a.log), process B pid $B (log $LOG/b.log)"
-wait $A $B
-for name in lm scaling ladder facts topology; do run "$name"; done > "$LOG/final.log" 2>&1
+echo "suite: process A pid ${A:-skipped} (log $LOG/a.log), process B pid $B (log $LOG/b.log)"
+waitfor $A $B ${WAIT_A:-}
+for name in lm scaling ladder facts topology; do run "$name"; done >> "$LOG/final.log" 2>&1
 echo "suite finished: $(date -u)"
