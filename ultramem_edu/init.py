@@ -14,15 +14,16 @@ Training caveat (measured, not in the paper). With Adam the update of a value ro
 its scale, so how fast the memory's *output* learns is set by lr × (selected score), and how far a
 row moves relative to its random init by lr / std(V). This initialisation puts the output scale in
 the values (std ≈ 0.18, scores ≈ 1), the released code's in the scores (LN weights D_k^-0.33, std 0.02).
-At equal output variance the two are not equivalent in training: in the ``lm`` experiment's model
-(D=64, N=96², E=4, r=2, h=2, lr 3e-3, 300 steps, value_lr_k=1) this init reaches val 2.50/2.51
-(seeds 0/1) with 2.9 % of values ever read, while LN weights 1 and values ×1/85 (same output
-variance) reach 2.27/2.30 with 15 %, and this init with value_lr_k=85 reaches 2.30 (18 %). All
-tokens pick the same values early (the memory's input is token-independent for the first ~30
-steps); with a slow value table those rows become the only useful ones and selection never spreads
-again. The paper's remedy is its value learning-rate multiplier (:func:`~ultramem_edu.layer.value_lr_scheduler`);
-at this scale k must be far above the paper's 10 (k = 10: 2.50, no gain). Hence the option
-``UltraMemConfig(init_score_scale="layernorm")``: the same 1/(2L) bookkeeping, with the LayerNorm
+At equal output variance the two are not equivalent in training. In an early, short measurement
+(D=64, N=96², E=4, r=2, h=2, lr 3e-3, 300 steps = 0.3 M characters, *without* the value lr
+multiplier, value_lr_k=1) this init reached val 2.50/2.51 (seeds 0/1) with 2.9 % of values ever
+read, while LN weights 1 and values ×1/85 (same output variance) reached 2.27/2.30 with 15 %: all
+tokens pick the same values early (the memory's input is nearly token-independent at first), and
+with a slow value table those rows stay the only useful ones. The paper pairs this init with its
+value learning-rate multiplier (:func:`~ultramem_edu.layer.value_lr_scheduler`, k = 10), which is
+meant to offset exactly that; how well it does at a longer budget is what chapter 11's ``lm``
+experiment measures, with the complete recipes. The option
+``UltraMemConfig(init_score_scale="layernorm")`` keeps the same 1/(2L) bookkeeping with the LayerNorm
 weights left at 1 and the value std divided by the RMS of the selected scores.
 """
 from __future__ import annotations

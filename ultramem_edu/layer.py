@@ -75,11 +75,12 @@ class UltraMemConfig:
             projection N(0, 1/(E·D_v)) — the released code's own choice, not calibrated.
             "unit" (the paper): the
             query/key LayerNorm weights are scaled so the selected scores average 1 and the values
-            carry the 1/(2L) variance. "layernorm" (ours): the LayerNorm weights stay 1 (as in the
-            released code) and the value std is divided by the measured RMS of the selected
-            scores, so the output variance is the same 1/(2L). Same start, different training:
-            with Adam the values of "unit" learn far more slowly in output terms (see
-            :mod:`ultramem_edu.init` and chapter 11's measurements).
+            carry the 1/(2L) variance. "layernorm" (the book's variant): the LayerNorm weights stay
+            1 and the value std is divided by the measured RMS of the selected scores, so the
+            output variance is the same 1/(2L). Same start, different training: with Adam the
+            values of "unit" learn far more slowly in output terms, which the paper's value
+            learning-rate multiplier is there to offset (see :mod:`ultramem_edu.init`; chapter 11
+            compares the three initialisations, each with its value learning rate).
         query_conv_kernel: causal depthwise conv before the query Linear; 0 = off. Table 2's last
             row adds it for a 0.000 change and the sources give no size (unofficial code: 5).
     Auxiliary loss on the summed Tucker core (§4): aux_alpha (0 = off), aux_tau.
