@@ -26,7 +26,8 @@ _STYLE = """
 .ue-quiz { border: 1px solid #999; border-radius: 6px; padding: 0.6em 1em; margin: 1em 0; max-width: 700px; }
 .ue-quiz-title { font-weight: bold; margin: 0.2em 0 0.6em 0; }
 .ue-quiz fieldset { border: none; margin: 0 0 1em 0; padding: 0; min-width: 0; }
-.ue-quiz legend { font-weight: 600; margin-bottom: 0.4em; padding: 0; white-space: normal; }
+.ue-quiz legend { font-size: 1rem; font-weight: 600; line-height: 1.5; margin-bottom: 0.4em; padding: 0;
+  white-space: normal; float: none; width: auto; }
 .ue-quiz .ue-answer { margin: 0.25em 0; }
 .ue-quiz .ue-answer input { position: absolute; opacity: 0; width: 1px; height: 1px; }
 .ue-quiz .ue-answer label { display: block; cursor: pointer; border: 1px solid #aaa; border-radius: 4px;
