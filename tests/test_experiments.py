@@ -376,7 +376,12 @@ def test_run_and_specs_reject_bad_names_and_impossible_configs():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="cuda"):
             resolve_device("cuda")
-    spec, mode, seeds = experiment_spec("lm", False, None, "cuda", None, None)
+    if torch.cuda.is_available():
+        spec, mode, seeds = experiment_spec("lm", False, None, "cuda", None, None)
+    else:
+        with pytest.raises(ValueError, match="cuda"):
+            experiment_spec("lm", False, None, "cuda", None, None)
+        spec, mode, seeds = experiment_spec("lm", False, "gpu", "cpu", None, None)
     assert mode == "gpu" and spec["model"]["d_model"] == 2 * SPECS["lm"]["full"]["model"]["d_model"]
     for name in SUITE:                                    # the GPU scale trains 10× the characters per run
         full, gpu = SPECS[name]["full"], SPECS[name]["gpu"]

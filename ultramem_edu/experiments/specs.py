@@ -101,6 +101,9 @@ def experiment_spec(name: str, quick: bool, scale: str | None, device: str, step
     mode ``<scale>-custom`` so they never mix with the declared suite's runs."""
     if name not in SPECS:
         raise ValueError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
+    from .common import resolve_device
+
+    resolve_device(device)                       # a clear error for "tpu", or "cuda" on a machine without one
     if scale is None:
         scale = "quick" if quick else ("gpu" if str(device).startswith("cuda") else "full")
     elif quick and scale != "quick":
