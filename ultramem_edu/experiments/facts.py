@@ -121,7 +121,8 @@ def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, s
     for name in spec["sweep_families"]:
         points = []
         for n in spec["values_sweep"]:
-            s = summary([run_one(name, largest, n, seed, f"{name}_s{largest}_N{n}") for seed in seeds])
+            tag = f"{name}_s{largest}" if n == spec["num_values"] else f"{name}_s{largest}_N{n}"   # reuse, not rerun
+            s = summary([run_one(name, largest, n, seed, tag) for seed in seeds])
             points.append({"num_values": n, **(s or {})})
             if s is not None:
                 rows.append({"curve": "values", "num_facts": largest * rel, "model": name, "num_values": n,
