@@ -330,6 +330,7 @@ class RunStore:
         self.skipped: list[str] = []
         self.ran: list[str] = []
         self.missing: list[str] = []
+        self._seen: dict[str, dict] = {}
 
     def checkpoint(self, run: str) -> Path:
         return self.ckpt_root / f"{run}.pt"
@@ -367,11 +368,16 @@ class RunStore:
         ``key``: the run's configuration (any JSON-able object); its fingerprint is stored and checked.
         """
         fp = fingerprint(key) if key is not None else None
+        if run in self._seen:                      # asked twice in one experiment: the same run
+            if self._seen[run].get("fingerprint") != fp:
+                raise ResumeError(f"run {run!r} was asked for twice with different configurations")
+            return self._seen[run]
         path, ckpt = self.result_path(run), self.checkpoint(run)
         if self.resume:
             stored = self.load(run, fp)
             if stored is not None:
                 self.skipped.append(run)
+                self._seen[run] = stored
                 return stored
         elif path.exists() or ckpt.exists():
             if not self.overwrite:
@@ -392,6 +398,7 @@ class RunStore:
         tmp.replace(path)
         ckpt.unlink(missing_ok=True)               # the run is finished: its checkpoint is not needed
         self.ran.append(run)
+        self._seen[run] = result
         return result
 
 
