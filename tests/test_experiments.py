@@ -467,12 +467,13 @@ def test_facts_and_topology_verdicts_on_synthetic_results():
     facts["results"][0]["models"]["ultramem_paper_k10"] = None
     assert facts_verdicts(facts)["status"] == "pending"
 
-    def run_(rows, cols, s1, s2):
+    def run_(rows, cols, s1, s2, second=None):
+        other = second if second is not None else s1 / s2
         return {"topology_trained": {"distinct_rows_per_head": rows, "distinct_cols_per_head": cols},
-                "runs": [{"sv_record": {"sigma2": [[s2, s2]]}}], "sigma_ratio_end": s1 / s2, "sigma_ratio_start": 2.0}
+                "runs": [{"sv_record": {"sigma2": [[s2, s2]], "ratio": [[2.0, 2.0], [s1 / s2, other]]}}]}
     topo = {"runs": {"pkm": run_(3, 3, 1, 1), "tdqkr": run_(5, 4, 1.0, 0.2), "tdqkr_noaux": run_(5, 5, 2.0, 0.4)}}
     v = topology_verdicts(topo)
     assert v["topology_tdqkr"]["status"] == "observed" and v["aux_sigma2"]["status"] == "observed"
-    assert v["aux_v2_ratio"]["status"] == "observed" and v["aux_v2_ratio"]["ratio_end"] == pytest.approx(5.0)
-    topo["runs"]["tdqkr_noaux"] = run_(5, 5, 1.0, 0.5)
+    assert v["aux_v2_ratio"]["status"] == "observed" and v["aux_v2_ratio"]["ratio_end_per_head"] == [5.0, 5.0]
+    topo["runs"]["tdqkr_noaux"] = run_(5, 5, 2.0, 0.4, second=2.2)       # one head near rank 1, one not
     assert topology_verdicts(topo)["aux_v2_ratio"]["status"] == "not observed"
