@@ -408,21 +408,25 @@ class UltraMemLayer(nn.Module):
         others = sum(p.numel() for p in self.parameters() if p is not self.values)
         return others + min(c.num_heads * c.topm, c.num_values) * c.value_dim
 
-    def forward(self, x: torch.Tensor) -> MemoryOutput:
+    def route(self, x: torch.Tensor):
+        """Everything before the value lookup: validate ``x`` (..., D), score, select, shuffle.
+
+        Returns ``(lead, scores, weights, indices, virtual)``: the leading shape of ``x``, the selected
+        summed scores (B', H, m), the per-core pooling weights (B', H·m, h), the selected logical
+        addresses (B', H, m) and the virtual addresses to read (B', H·m), after IVE's shuffle.
+        """
         c = self.config
         check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,))
-        lead = x.shape[:-1]
         scores, weights, indices = self._select(self._sub_scores(x))            # (B', H, m[, h])
         virtual = self.shuffle[indices] if self.shuffle is not None else indices  # IVE shuffle
-        pooled = value_lookup(
-            self.values,
-            virtual.flatten(1),                                                 # (B', H*m)
-            weights.flatten(1, 2),                                              # (B', H*m, h)
-            num_blocks=c.expansion,
-            backend=c.kernel_backend,
-        )                                                                       # (B', E, D_v)
+        return x.shape[:-1], scores, weights.flatten(1, 2), indices, virtual.flatten(1)
+
+    def combine(self, pooled: torch.Tensor, lead, scores: torch.Tensor, indices: torch.Tensor) -> MemoryOutput:
+        """Everything after the value lookup: project the pooled blocks (B', E, D_v) back to D and
+        add the Tucker core's auxiliary loss and singular values."""
+        c = self.config
         output = self.out_proj(pooled.flatten(1)) if self.out_proj is not None else pooled[:, 0]
-        aux, sigma = x.new_zeros(()), None
+        aux, sigma = pooled.new_zeros(()), None
         if self.tucker_cores is not None:
             summed = self.tucker_cores.sum(1)                                   # (H, r, r)
             if c.aux_alpha > 0 and c.tucker_rank > 1:
@@ -435,6 +439,13 @@ class UltraMemLayer(nn.Module):
             aux_loss=aux,
             singular_values=sigma,
         )
+
+    def forward(self, x: torch.Tensor) -> MemoryOutput:
+        c = self.config
+        lead, scores, weights, indices, virtual = self.route(x)
+        pooled = value_lookup(self.values, virtual, weights, num_blocks=c.expansion,
+                              backend=c.kernel_backend)                         # (B', E, D_v)
+        return self.combine(pooled, lead, scores, indices)
 
 
 # ---------------------------------------------------------------------- value learning rate

@@ -36,10 +36,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_float_tensor
 from ..kernels import value_lookup
 from ..layer import UltraMemLayer
-from ..tdqkr import tucker_aux_loss
 from ..types import MemoryOutput
 from .collectives import all_gather_v, all_to_all, exchange_counts, group_rank_size
 
@@ -159,31 +157,14 @@ class ShardedUltraMemLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         layer, c = self.layer, self.layer.config
-        check_float_tensor("x", x, min_ndim=1, shape=(c.d_model,))
-        lead = x.shape[:-1]
-        scores, weights, indices = layer._select(layer._sub_scores(x))           # (B', H, m[, h])
-        virtual = (layer.shuffle[indices] if layer.shuffle is not None else indices).flatten(1)  # (B', H·m)
-        weights = weights.flatten(1, 2)                                          # (B', H·m, h)
+        lead, scores, weights, indices, virtual = layer.route(x)                # virtual (B', H·m)
         if self.scheme == "column":
             pooled = column_lookup(layer.values, virtual, weights, c.expansion, c.value_dim, self.group,
                                    backend=c.kernel_backend)
         else:
             pooled = row_lookup(layer.values, virtual, weights, c.expansion, c.num_values, self.group,
                                 dedup=self.dedup, backend=c.kernel_backend)      # (B', E, D_v)
-        output = layer.out_proj(pooled.flatten(1)) if layer.out_proj is not None else pooled[:, 0]
-        aux, sigma = x.new_zeros(()), None
-        if layer.tucker_cores is not None:
-            summed = layer.tucker_cores.sum(1)
-            if c.aux_alpha > 0 and c.tucker_rank > 1:
-                aux = tucker_aux_loss(summed, tau=c.aux_tau, alpha=c.aux_alpha)
-            sigma = torch.linalg.svdvals(summed.detach().double()).to(summed.dtype)
-        return MemoryOutput(
-            output=output.view(*lead, c.d_model),
-            indices=indices.view(*lead, c.num_heads, c.topm),
-            scores=scores.view(*lead, c.num_heads, c.topm),
-            aux_loss=aux,
-            singular_values=sigma,
-        )
+        return layer.combine(pooled, lead, scores, indices)
 
 
 def _fingerprint(layer, scheme, dedup) -> tuple[dict, str | None]:
