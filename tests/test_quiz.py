@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 QUIZZES = sorted((ROOT / "book" / "quizzes").glob("ch*.json"))
 
 
-def test_there_is_a_quiz_for_chapters_1_to_11():
-    assert [p.stem for p in QUIZZES] == [f"ch{n:02d}" for n in range(1, 12)]
+def test_there_is_a_quiz_for_chapters_1_to_13():
+    assert [p.stem for p in QUIZZES] == [f"ch{n:02d}" for n in range(1, 14)]
 
 
 @pytest.mark.parametrize("path", QUIZZES, ids=lambda p: p.stem)
@@ -62,7 +62,7 @@ def test_show_quiz_returns_displayable_html():
     assert 'id="quiz-ch01"' in shown.data
 
 
-@pytest.mark.parametrize("number", range(1, 12))
+@pytest.mark.parametrize("number", range(1, 14))
 def test_every_chapter_ends_with_its_quiz(number):
     path = next((ROOT / "book").glob(f"{number:02d}_*.ipynb"))
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
