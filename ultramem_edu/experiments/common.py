@@ -257,7 +257,7 @@ def model_parameter_counts(model: TransformerLM) -> dict:
         "total": num_parameters(model),
         "non_embedding": num_parameters(model, exclude_embeddings=True),
         "activated": activated_parameters_per_token(model, exclude_embeddings=True),
-        "memory_total": sum(num_parameters(layer) for layer in model.memories),
+        "memory_total": num_parameters(model.memories),          # a pool shared by layers counted once
         "memory_activated": sum(layer.activated_parameters_per_token() for layer in model.memories),
     }
 

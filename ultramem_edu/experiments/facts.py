@@ -10,8 +10,9 @@ and each fact is log2(num_objects) bits.
 Two curves, every model at the dense model's activated parameters per token (:mod:`.families`, each
 family with its recipe, one learning rate, no weight decay — we want storage):
 
-* recall against the number of facts F, for dense, MoE, PKM and UltraMem (several initialisations),
-  the memories at ``num_values`` values;
+* recall against the number of facts F, for dense, MoE, PKM, UltraMem (several initialisations) and
+  chapter 12's UltraMemV2, PEER and Memory+ (:mod:`.families_after`), the memories at ``num_values``
+  values (UltraMem-equivalent: the others hold about as many value parameters);
 * recall against the memory size N at the largest F, for PKM and UltraMem.
 """
 from __future__ import annotations

@@ -94,8 +94,9 @@ def _dense_target(ctx: FamilyContext) -> int:
     return model_parameter_counts(build_lm("dense", ctx.vocab_size, ctx.sizes))["activated"]
 
 
-def _matched(ctx: FamilyContext, memory, name, recipe, description) -> Family:
-    build_h = lambda h: build_lm("dense", ctx.vocab_size, ctx.sizes, memory=memory, wiring=ctx.wiring,  # noqa: E731
+def _matched(ctx: FamilyContext, memory, name, recipe, description, wiring=None) -> Family:
+    wiring = ctx.wiring if wiring is None else tuple(wiring)
+    build_h = lambda h: build_lm("dense", ctx.vocab_size, ctx.sizes, memory=memory, wiring=wiring,  # noqa: E731
                                  ffn_hidden=h)
     target = _dense_target(ctx)
     h = match_ffn_hidden(build_h, target, start=4 * ctx.d_model)
@@ -169,3 +170,10 @@ def make_family(name: str, ctx: FamilyContext, num_values: int | None = None) ->
 
 def with_sizes(ctx: FamilyContext, **changes) -> FamilyContext:
     return dataclasses.replace(ctx, **changes)
+
+
+# chapter 12's designs (UltraMemV2, PEER, Memory+) register themselves here
+from .families_after import AFTER_FAMILIES as _AFTER  # noqa: E402
+
+for _name, _factory in _AFTER.items():
+    register_family(_name, _factory, replace=True)
