@@ -91,3 +91,13 @@ def test_quick_lm_and_facts_train_the_new_families(tmp_path):
         for name, m in entry["models"].items():
             assert 0 <= m["recall"]["mean"] <= 1 and math.isfinite(m["final_train_loss"]), name
     assert set(NEW) <= {row["model"] for row in data["table"]}
+
+
+def test_the_families_module_imports_in_either_order():
+    import subprocess
+    import sys
+
+    for first in ("families_after", "families"):
+        code = (f"import ultramem_edu.experiments.{first}; from ultramem_edu.experiments.families import "
+                "MODEL_FAMILIES; assert {'ultramem_v2', 'peer', 'memory_plus'} <= set(MODEL_FAMILIES)")
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

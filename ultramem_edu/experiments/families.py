@@ -173,7 +173,4 @@ def with_sizes(ctx: FamilyContext, **changes) -> FamilyContext:
 
 
 # chapter 12's designs (UltraMemV2, PEER, Memory+) register themselves here
-from .families_after import AFTER_FAMILIES as _AFTER  # noqa: E402
-
-for _name, _factory in _AFTER.items():
-    register_family(_name, _factory, replace=True)
+from . import families_after  # noqa: E402,F401  (registers ultramem_v2, peer, memory_plus)

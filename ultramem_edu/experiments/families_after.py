@@ -8,7 +8,7 @@ Activated parameters come from :func:`ultramem_edu.moe.activated_parameters_per_
 what one token reads from a shared pool in every layer that reads it; the *stored* size of a shared
 pool is counted once (:func:`.common.model_parameter_counts`).
 
-The families are registered in :data:`.families.MODEL_FAMILIES` when :mod:`.families` is imported.
+The families register themselves in :data:`.families.MODEL_FAMILIES`; :mod:`.families` imports this module.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ..memory_plus import MemoryPlusConfig
 from ..model import default_wiring
 from ..peer import PEERConfig
 from ..v2 import UltraMemV2Config
-from .families import Family, FamilyContext, _matched
+from .families import Family, FamilyContext, _matched, register_family
 
 __all__ = ["AFTER_FAMILIES", "ultramem_v2_family", "peer_family", "memory_plus_family"]
 
@@ -39,8 +39,8 @@ def ultramem_v2_family(ctx: FamilyContext, num_values: int) -> Family:
 
     Memory: L layers each adding ``values_per_layer`` rows to one pool (the largest square ≤ N/(2L),
     so values + pre-values hold ≈ N·D/2 parameters), windows of half the pool (share ratio 0.5), one
-    head, values and pre-values D/2 wide (the released configs have k_dim = v_dim = pre_v_dim), TDQKR
-    (rank 2, two cores), keys expanded ×2, balance loss 0.01, the paper's Appendix A.3 initialisation.
+    head of top-2·m (as many rows per token as UltraMem's two heads of top-m), values and pre-values
+    D/2 wide (the released configs have k_dim = v_dim = pre_v_dim), TDQKR (rank 2, two cores), keys expanded ×2, balance loss 0.01, the paper's Appendix A.3 initialisation.
     Recipe: the value learning-rate multiplier k = 4 of the released configs (``value lr ×4``). The
     paper reports that a constant 1× value lr wins by 1.4 T tokens; at our few million characters we
     train with the recipe the released code ships.
@@ -95,3 +95,6 @@ def memory_plus_family(ctx: FamilyContext, num_values: int) -> Family:
 
 
 AFTER_FAMILIES = {"ultramem_v2": ultramem_v2_family, "peer": peer_family, "memory_plus": memory_plus_family}
+
+for _name, _factory in AFTER_FAMILIES.items():
+    register_family(_name, _factory, replace=True)
