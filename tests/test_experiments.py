@@ -336,6 +336,7 @@ def test_linear_fit_against_numpy():
     resid = y - (intercept + slope * x)
     se = math.sqrt((resid ** 2).sum() / (x.size - 2) / ((x - x.mean()) ** 2).sum())
     assert fit["slope_se"] == pytest.approx(se)
+    assert fit["residual_std"] == pytest.approx(math.sqrt((resid ** 2).sum() / (x.size - 2)))
     assert fit["slope_ci95"][1] < 0                       # a clear fall is called a fall
     with pytest.raises(ValueError, match="at least 3"):
         linear_fit([1, 2], [1, 2])
@@ -407,6 +408,11 @@ def test_verdicts_follow_the_stated_rules():
     assert v["lm_k10_vs_k4"]["status"] == "pending"                      # a family still training
     assert v["lm_paper_init_vs_ln"]["status"] == "not reproduced"        # a resolved gap refutes "as well as"
     assert all(x["status"] in STATUSES for x in v.values())
+    assert v["lm_v2_moe"]["status"] == "pending" and v["lm_peer_dense"]["status"] == "pending"
+    lm["models"].update(ultramem_v2=fam([1.92, 1.98, 2.14]), peer=fam([1.8, 1.9, 2.0]))
+    v = lm_verdicts(lm)
+    assert v["lm_v2_moe"]["status"] == "unresolved" and "matches" in v["lm_v2_moe"]["note"]
+    assert v["lm_peer_dense"]["status"] == "reproduced" and v["lm_peer_dense"]["delta"] == pytest.approx(-0.2)
     assert compare({0: 1.0}, {0: 2.0}) is None                           # one seed: no standard error
 
     def curve(slope, noise, complete=True):
@@ -426,6 +432,21 @@ def test_verdicts_follow_the_stated_rules():
     assert v["scaling_beats_dense"]["status"] == "reproduced"            # 2.85 vs 3.0 in both seeds
     sc["curves"]["pkm"]["complete"] = False
     assert scaling_verdicts(sc)["scaling_pkm"]["status"] == "pending"
+
+    # one seed per point: the beats-dense verdict takes its error bar from the fit's scatter
+    def one_seed(c):
+        pts = [dict(p, seeds=[0], test_loss_per_seed=p["test_loss_per_seed"][:1]) for p in c["points"]]
+        from ultramem_edu.experiments.common import linear_fit
+        fit = linear_fit([math.log2(p["num_values"]) for p in pts], [p["test_loss_per_seed"][0] for p in pts])
+        return {"points": pts, "fit_vs_log2N": fit, "complete": True}
+    sc1 = {"curves": {"pkm": one_seed(curve(0.0, 0.05)), "ultramem_paper_k10": one_seed(curve(-0.05, 0.001))},
+           "seeds": [0], "references": {"dense": {"seeds": [0], "test_loss_per_seed": [3.0]}}}
+    b = scaling_verdicts(sc1)["scaling_beats_dense"]
+    resid = sc1["curves"]["ultramem_paper_k10"]["fit_vs_log2N"]["residual_std"]
+    assert b["status"] == "reproduced" and b["se"] == pytest.approx(math.sqrt(2) * resid) and b["seeds"] == 1
+    sc1["references"]["dense"]["test_loss_per_seed"] = [2.85 + 0.5 * b["se"]]   # inside 2 SE: unresolved
+    b = scaling_verdicts(sc1)["scaling_beats_dense"]
+    assert b["status"] == "unresolved" and b["seeds_needed"] > 1
 
 
 def test_verdicts_on_a_quick_suite(tmp_path):
@@ -461,11 +482,16 @@ def test_facts_and_topology_verdicts_on_synthetic_results():
     facts = {"results": [{"num_facts": 100, "models": {"dense": m([0.2, 0.25, 0.22]),
                                                         "ultramem_paper_k10": m([0.6, 0.7, 0.65])}}]}
     v = facts_verdicts(facts)
-    assert v["status"] == "reproduced" and v["delta"] == pytest.approx((0.4 + 0.45 + 0.43) / 3)
+    key = "facts_memory_dense"
+    assert v[key]["status"] == "reproduced" and v[key]["delta"] == pytest.approx((0.4 + 0.45 + 0.43) / 3)
+    assert v["facts_v2_moe"]["status"] == "pending"                      # neither model in the file
+    facts["results"][0]["models"].update(ultramem_v2=m([0.5, 0.4, 0.45]), moe=m([0.6, 0.52, 0.57]))
+    v2 = facts_verdicts(facts)["facts_v2_moe"]                           # V2 resolved behind MoE
+    assert v2["status"] == "not reproduced" and v2["delta"] == pytest.approx(-0.1133333, abs=1e-6)
     facts["results"][0]["models"]["ultramem_paper_k10"] = m([0.2, 0.26, 0.21])
-    assert facts_verdicts(facts)["status"] == "unresolved"
+    assert facts_verdicts(facts)[key]["status"] == "unresolved"
     facts["results"][0]["models"]["ultramem_paper_k10"] = None
-    assert facts_verdicts(facts)["status"] == "pending"
+    assert facts_verdicts(facts)[key]["status"] == "pending"
 
     def run_(rows, cols, s1, s2, second=None):
         other = second if second is not None else s1 / s2

@@ -224,7 +224,7 @@ def linear_fit(x: Iterable[float], y: Iterable[float]) -> dict:
     se = math.sqrt(s2 / sxx)
     t = _student_t975(n - 2)
     return {"intercept": a0, "slope": b, "slope_se": se, "slope_ci95": [b - t * se, b + t * se], "n": n,
-            "t975": t}
+            "t975": t, "residual_std": math.sqrt(s2)}
 
 
 def _student_t975(df: int) -> float:
