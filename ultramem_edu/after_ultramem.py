@@ -25,7 +25,6 @@ import datetime as _dt
 import json
 import math
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,6 +37,7 @@ from .memory_plus import MemoryPlusConfig
 from .model import LMConfig, TransformerLM, default_wiring
 from .moe import MoEConfig, activated_parameters_per_token, num_parameters
 from .peer import PEERConfig
+from .provenance import git_commit
 from .train import TrainConfig, config_dict, evaluate, train_lm
 from .v2 import UltraMemV2Config
 
@@ -137,15 +137,6 @@ def resolved_difference(a: list[float], b: list[float]) -> bool:
     return apart and abs(ma - mb) > 2 * se
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def run_comparison(quick: bool = False, out: str | Path = "figures", models=MODELS, seeds=None,
                    progress: bool = True) -> dict:
     """Train ``models`` over ``seeds``; write ``<out>/exp_after_ultramem.json`` and return it."""
@@ -166,7 +157,7 @@ def run_comparison(quick: bool = False, out: str | Path = "figures", models=MODE
         "mode": "quick" if quick else "full",
         "complete": False,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "command": "python -m ultramem_edu.after_ultramem" + (" --quick" if quick else ""),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+from ..provenance import git
 
 __all__ = [
     "resolve_device",
@@ -168,14 +169,6 @@ class PeakTensorMemory(TorchDispatchMode):
         return out
 
 
-def _git(*args: str) -> str | None:
-    try:
-        res = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -189,7 +182,7 @@ def _cpu_model() -> str:
 def metadata(device: torch.device, threads: int, extra: Mapping[str, object] | None = None) -> dict:
     """Device, versions, threads, UTC date and git commit of a benchmark run."""
     device = torch.device(device)
-    status = _git("status", "--porcelain")
+    status = git("status", "--porcelain")
     meta = {
         "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": device.type,
@@ -200,7 +193,7 @@ def metadata(device: torch.device, threads: int, extra: Mapping[str, object] | N
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "platform": platform.platform(),
-        "commit": _git("rev-parse", "HEAD"),
+        "commit": git("rev-parse", "HEAD"),
         "worktree_dirty": None if status is None else bool(status),
     }
     try:

@@ -13,7 +13,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,15 +21,7 @@ import torch.distributed as dist
 
 from .ddp import train_compare
 from .shard import SCHEMES
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[2],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+from ..provenance import git_commit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             "world_size": world, "backend": backend, "scheme": args.scheme, "steps": args.steps,
             "global_batch": args.batch, "seq_len": args.seq_len, "lr": args.lr, "seed": args.seed,
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "git_commit": _git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **result,
         }
         out = Path(args.out)

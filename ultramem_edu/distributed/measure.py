@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .__main__ import _git_commit
+from ..provenance import git_commit
 from .checks import TEST_CONFIG, layer_equivalence, lookup_equivalence
 from .launch import run_group
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": "python -m ultramem_edu.distributed.measure " + " ".join(sys.argv[1:] if argv is None else argv),
         "torch": torch.__version__, "backend": "gloo", "python": platform.python_version(),
-        "platform": platform.platform(), "git_commit": _git_commit(),
+        "platform": platform.platform(), "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **measure(),
     }

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -25,6 +24,7 @@ import torch
 
 from ..data import CharTokenizer, load_corpus, split_corpus
 from ..model import LMConfig, TransformerLM
+from ..provenance import git_commit
 from ..moe import MoEConfig, activated_parameters_per_token, num_parameters
 
 __all__ = [
@@ -94,15 +94,6 @@ def kjv_tokens() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------- metadata
-def git_commit() -> str:
-    """``git rev-parse HEAD`` of the repository, or "unknown"."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def machine_info() -> dict:
     return {
         "platform": platform.platform(),
