@@ -66,6 +66,22 @@ def test_lm_sweep_selects_on_select_split_and_reports_test(tmp_path):
         assert again["models"][name]["test_loss_per_seed"] == first["models"][name]["test_loss_per_seed"]
 
 
+def test_family_seeds_declares_a_cut_and_never_adds_seeds(tmp_path):
+    from ultramem_edu.experiments.lm import family_seeds
+
+    spec = {"family_seeds": {"peer": (0, 1), "odd": (5, 1), "late": (1, 2)}}
+    assert family_seeds(spec, "dense", (0, 1, 2)) == (0, 1, 2)             # not cut
+    assert family_seeds(spec, "peer", (0, 1, 2)) == (0, 1)
+    assert family_seeds(spec, "odd", (0, 1, 2)) == (0,)                    # seed 5 was never asked for
+    assert family_seeds(spec, "late", (0, 1, 2)) == (0,)                   # the sweep seed always runs
+    # the quick spec cuts PEER to one seed: the family is complete with it, and the file says so
+    data = run("lm", **_kw(tmp_path, steps=2, seeds=(0, 1), models=("dense", "peer")))
+    peer, dense = data["models"]["peer"], data["models"]["dense"]
+    assert peer["declared_seeds"] == [0] and peer["seeds"] == [0] and peer["complete"]
+    assert dense["declared_seeds"] == [0, 1] and dense["seeds"] == [0, 1]
+    assert data["complete"] and "dense - peer" not in data["comparisons"]   # one common seed: no Δ
+
+
 def test_families_are_compute_matched_and_hold_equal_value_parameters():
     tok = kjv_splits()[0]
     spec = SPECS["lm"]["quick"]

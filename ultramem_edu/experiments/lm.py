@@ -9,7 +9,8 @@ UltraMem hold the same number of value *parameters*: UltraMem twice the values a
 
 Protocol: each family trains once per learning rate of ``lrs`` (seed ``seeds[0]``); the rate with the
 lowest loss on the *select* split is the family's; the remaining seeds train at that rate; the number
-reported is the loss on the held-out *test* split, mean ± std over seeds, with the characters each run
+reported is the loss on the held-out *test* split, mean ± std over seeds (fewer for a family the spec's
+``family_seeds`` cuts, declared in the result file), with the characters each run
 trained on. Differences to dense and between families are paired by seed (:func:`.common.paired_delta`).
 """
 from __future__ import annotations
@@ -38,6 +39,14 @@ def _num_values(spec: dict, family: str) -> int | None:
     if family.startswith("ultramem") or family not in ("dense", "moe"):
         return spec["num_values"]
     return None
+
+
+def family_seeds(spec: dict, family: str, seeds: tuple) -> tuple:
+    """The seeds ``family`` trains: the spec's ``family_seeds`` entry if it has one (a declared cut, never
+    more seeds than asked for), else ``seeds``. Seed ``seeds[0]`` always runs the sweep."""
+    own = tuple(spec.get("family_seeds", {}).get(family, seeds))
+    kept = tuple(s for s in seeds if s in own)
+    return kept if kept and kept[0] == seeds[0] else seeds[:1]
 
 
 def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
@@ -73,12 +82,13 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
         entry = {"description": fam.description, "recipe": fam.recipe, "ffn_hidden": fam.ffn_hidden,
                  "compute_matched": fam.compute_matched, "memory": fam.memory,
                  "sweep": {f"{lr:g}": (r["select_loss"] if r else None) for lr, r in sweep.items()},
-                 "sweep_complete": len(done) == len(sweep)}
+                 "sweep_complete": len(done) == len(sweep), "declared_seeds": list(family_seeds(spec, name, seeds))}
         torch.manual_seed(0)
         entry["params"] = model_parameter_counts(fam.build())
+        fam_seeds = family_seeds(spec, name, seeds)
         if len(done) == len(sweep):
             best = min(done, key=lambda lr: done[lr]["select_loss"])
-            runs = [sweep[best]] + [run_one(fam, best, s) for s in seeds[1:]]
+            runs = [sweep[best]] + [run_one(fam, best, s) for s in fam_seeds[1:]]
             runs = [r for r in runs if r is not None]
             tests = [r["test_loss"] for r in runs]
             entry.update(lr=best, runs=runs, seeds=[r["seed"] for r in runs], test_loss_per_seed=tests,
@@ -86,14 +96,14 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
                          select_loss_per_seed=[r["select_loss"] for r in runs],
                          tokens_trained=runs[0]["tokens_trained"],
                          tokens_per_s=mean_std([r["tokens_per_s"] for r in runs])[0],
-                         complete=len(runs) == len(seeds))
+                         complete=len(runs) == len(fam_seeds))
             steps_axis = [h["step"] for h in runs[0]["history"]]
             entry["curve"] = {"step": steps_axis, "tokens": [h["tokens"] for h in runs[0]["history"]],
                               "select_loss_mean": [mean_std([r["history"][i]["select_loss"] for r in runs])[0]
                                                    for i in range(len(steps_axis))]}
         else:                                      # the other seeds wait for the sweep to choose their lr
             entry.update(lr=None, runs=[], complete=False)
-            store.missing.extend(f"{name}_lr(chosen)_seed{s}" for s in seeds[1:])
+            store.missing.extend(f"{name}_lr(chosen)_seed{s}" for s in fam_seeds[1:])
         per_family[name] = entry
 
     comparisons = {}

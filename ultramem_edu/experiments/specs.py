@@ -32,11 +32,13 @@ def _train(steps, batch, seq, every, batches=8, final=64):
 SPECS = {
     "lm": {
         "quick": dict(model=_MODEL_QUICK, train=_train(16, 8, 32, 8, 2, 4), lrs=(1e-3, 3e-3, 6e-3),
-                      num_values=2 * 16 ** 2, pkm_values=16 ** 2, seeds=(0, 1)),
+                      num_values=2 * 16 ** 2, pkm_values=16 ** 2, seeds=(0, 1), family_seeds={"peer": (0,)}),
         "full": dict(model=_MODEL_FULL, train=_train(2500, 16, 64, 250), lrs=(3e-3, 6e-3, 1.2e-2),
                      num_values=2 * 64 ** 2, pkm_values=64 ** 2, seeds=(0, 1, 2),
+                     family_seeds={"ultramem_v2": (0, 1), "peer": (0, 1), "memory_plus": (0, 1)},
                      note="CPU suite: D=64, 4 layers, 2500 steps x 16 x 64 = 2.56 M characters per run; "
-                          "lr sweep on seed 0, seeds 1-2 at the chosen lr"),
+                          "lr sweep on seed 0, seeds 1-2 at the chosen lr (seed 1 only for UltraMemV2, "
+                          "PEER and Memory+: the CPU budget)"),
         "gpu": dict(model=_MODEL_GPU, train=_train(1000, 400, 64, 200, 8, 64), lrs=(3e-3, 6e-3, 1.2e-2),
                     num_values=2 * 128 ** 2, pkm_values=128 ** 2, seeds=(0, 1, 2),
                     note="GPU suite: D=128, 4 layers, 1000 steps x 400 x 64 = 25.6 M characters per run"),
@@ -59,9 +61,9 @@ SPECS = {
     "ladder": {
         "quick": dict(model=dict(_MODEL_QUICK, n_layers=4), train=_train(10, 8, 32, 5, 2, 4), lr=3e-3,
                       side=8, seeds=(0, 1), value_lr_k=10.0, conv_kernel=5),
-        "full": dict(model=_MODEL_FULL, train=_train(1500, 16, 64, 500, 8, 64), lr=3e-3, side=64,
+        "full": dict(model=_MODEL_FULL, train=_train(1000, 16, 64, 500, 8, 64), lr=3e-3, side=64,
                      seeds=(0, 1), value_lr_k=10.0, conv_kernel=5,
-                     note="CPU suite: PKM N = 64^2 values, 1500 steps x 16 x 64 = 1.54 M characters per rung "
+                     note="CPU suite: PKM N = 64^2 values, 1000 steps x 16 x 64 = 1.02 M characters per rung "
                           "and seed, 2 seeds"),
         "gpu": dict(model=_MODEL_GPU, train=_train(600, 400, 64, 200, 8, 64), lr=3e-3, side=128,
                     seeds=(0, 1, 2, 3), value_lr_k=10.0, conv_kernel=5,
