@@ -62,9 +62,9 @@ SPECS = {
         "quick": dict(model=dict(_MODEL_QUICK, n_layers=4), train=_train(10, 8, 32, 5, 2, 4), lr=3e-3,
                       side=8, seeds=(0, 1), value_lr_k=10.0, conv_kernel=5),
         "full": dict(model=_MODEL_FULL, train=_train(1000, 16, 64, 500, 8, 64), lr=3e-3, side=64,
-                     seeds=(0, 1), value_lr_k=10.0, conv_kernel=5,
+                     seeds=(0, 1, 2), value_lr_k=10.0, conv_kernel=5,
                      note="CPU suite: PKM N = 64^2 values, 1000 steps x 16 x 64 = 1.02 M characters per rung "
-                          "and seed, 2 seeds"),
+                          "and seed, 3 seeds"),
         "gpu": dict(model=_MODEL_GPU, train=_train(600, 400, 64, 200, 8, 64), lr=3e-3, side=128,
                     seeds=(0, 1, 2, 3), value_lr_k=10.0, conv_kernel=5,
                     note="GPU suite: PKM N = 128^2, 600 steps x 400 x 64 = 15.4 M characters, 4 seeds"),
