@@ -61,9 +61,36 @@ def test_lm_sweep_selects_on_select_split_and_reports_test(tmp_path):
     assert data["models"]["pkm"]["recipe"] == {"value_lr": 1e-3}
     assert "dense - pkm" in data["comparisons"]
     again = run("lm", resume=True, **kw)
-    assert len(again["runs_skipped"]) == 2 * 3 + 2
+    edges = [data["models"][n]["edge_check"] for n in ("dense", "pkm")]
+    for name, edge in zip(("dense", "pkm"), edges):                    # one run past an edge, reported only
+        r, lrs = data["models"][name], sorted(SPECS["lm"]["quick"]["lrs"])
+        if r["lr"] in (lrs[0], lrs[-1]):
+            assert edge["lr"] == pytest.approx(lrs[0] ** 2 / lrs[1] if r["lr"] == lrs[0] else lrs[-1] ** 2 / lrs[-2])
+            assert edge["beyond_is_better"] == (edge["select_loss"] < r["select_loss_per_seed"][0])
+            assert f"{edge['lr']:g}" not in r["sweep"]                  # not part of the choice
+        else:
+            assert edge is None
+    assert len(again["runs_skipped"]) == 2 * 3 + 2 + sum(e is not None for e in edges)
     for name in ("dense", "pkm"):
         assert again["models"][name]["test_loss_per_seed"] == first["models"][name]["test_loss_per_seed"]
+
+
+def test_edge_check_runs_one_step_past_an_edge_only():
+    from ultramem_edu.experiments.lm import edge_check
+
+    spec, asked = {"lrs": (3e-3, 6e-3, 1.2e-2), "edge_check": True}, []
+
+    def run_at(lr):
+        asked.append(lr)
+        return {"select_loss": 1.0 if lr > 1e-2 else 2.0}
+    top = edge_check(spec, 1.2e-2, {"select_loss": 1.5}, run_at)
+    assert asked == [2.4e-2] and top["side"] == "above" and top["beyond_is_better"] is True
+    low = edge_check(spec, 3e-3, {"select_loss": 1.5}, run_at)
+    assert asked[-1] == 1.5e-3 and low["side"] == "below" and low["beyond_is_better"] is False
+    assert edge_check(spec, 6e-3, {"select_loss": 1.5}, run_at) is None            # inside the sweep
+    assert edge_check(dict(spec, edge_check=False), 3e-3, {"select_loss": 1.5}, run_at) is None
+    missing = edge_check(spec, 3e-3, {"select_loss": 1.5}, lambda lr: None)          # not trained yet
+    assert missing["select_loss"] is None and missing["beyond_is_better"] is None and len(asked) == 2
 
 
 def test_family_seeds_declares_a_cut_and_never_adds_seeds(tmp_path):
@@ -429,6 +456,9 @@ def test_verdicts_follow_the_stated_rules():
     v = lm_verdicts(lm)
     assert v["lm_v2_moe"]["status"] == "unresolved" and "matches" in v["lm_v2_moe"]["note"]
     assert v["lm_peer_dense"]["status"] == "reproduced" and v["lm_peer_dense"]["delta"] == pytest.approx(-0.2)
+    assert "edge" not in v["lm_moe_dense"]
+    lm["models"]["dense"]["edge_check"] = {"beyond_is_better": True}
+    assert "dense's rate is at the sweep's edge" in lm_verdicts(lm)["lm_moe_dense"]["edge"]
     assert compare({0: 1.0}, {0: 2.0}) is None                           # one seed: no standard error
 
     def curve(slope, noise, complete=True):

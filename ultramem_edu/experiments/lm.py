@@ -11,7 +11,8 @@ Protocol: each family trains once per learning rate of ``lrs`` (seed ``seeds[0]`
 lowest loss on the *select* split is the family's; the remaining seeds train at that rate; the number
 reported is the loss on the held-out *test* split, mean ± std over seeds (fewer for a family the spec's
 ``family_seeds`` cuts, declared in the result file), with the characters each run
-trained on. Differences to dense and between families are paired by seed (:func:`.common.paired_delta`).
+trained on. A family whose rate is at an edge of the sweep gets one more seed-0 run a sweep step beyond
+it (:func:`edge_check`), reported next to its number, not used to choose. Differences to dense and between families are paired by seed (:func:`.common.paired_delta`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,26 @@ def family_seeds(spec: dict, family: str, seeds: tuple) -> tuple:
     own = tuple(spec.get("family_seeds", {}).get(family, seeds))
     kept = tuple(s for s in seeds if s in own)
     return kept if kept and kept[0] == seeds[0] else seeds[:1]
+
+
+def edge_check(spec: dict, best: float, chosen: dict, run_at) -> dict | None:
+    """With ``spec["edge_check"]``: if the chosen rate is the sweep's smallest or largest, train seed 0 one
+    sweep step beyond it (``run_at(lr)``) and report whether that rate does better on the select split.
+
+    A diagnostic, not a new choice: the family keeps its rate (its other seeds trained at it), and a
+    ``beyond_is_better`` result says its number is an upper bound on what a wider sweep would reach.
+    None when the check is off or the rate is inside the sweep; ``select_loss`` None while the run is missing.
+    """
+    lrs = sorted(spec["lrs"])
+    if not spec.get("edge_check") or best not in (lrs[0], lrs[-1]) or len(lrs) < 2:
+        return None
+    beyond = best * lrs[0] / lrs[1] if best == lrs[0] else best * lrs[-1] / lrs[-2]
+    result = run_at(float(f"{beyond:.6g}"))
+    out = {"lr": float(f"{beyond:.6g}"), "side": "below" if best == lrs[0] else "above",
+           "chosen_select_loss": chosen["select_loss"], "select_loss": None, "beyond_is_better": None}
+    if result is not None:
+        out.update(select_loss=result["select_loss"], beyond_is_better=result["select_loss"] < chosen["select_loss"])
+    return out
 
 
 def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
@@ -97,6 +118,7 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
                          tokens_trained=runs[0]["tokens_trained"],
                          tokens_per_s=mean_std([r["tokens_per_s"] for r in runs])[0],
                          complete=len(runs) == len(fam_seeds))
+            entry["edge_check"] = edge_check(spec, best, done[best], lambda lr: run_one(fam, lr, seeds[0]))
             steps_axis = [h["step"] for h in runs[0]["history"]]
             entry["curve"] = {"step": steps_axis, "tokens": [h["tokens"] for h in runs[0]["history"]],
                               "select_loss_mean": [mean_std([r["history"][i]["select_loss"] for r in runs])[0]

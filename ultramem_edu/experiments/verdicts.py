@@ -118,6 +118,10 @@ def lm_verdicts(lm: dict) -> dict:
         else:
             v.update(_status_from_delta(d, expect_negative))
         v["tokens_trained"] = models[a].get("tokens_trained")
+        edges = [f"{n}'s rate is at the sweep's edge and one step beyond did better on seed 0"
+                 for n in (a, b) if (models[n].get("edge_check") or {}).get("beyond_is_better")]
+        if edges:
+            v["edge"] = "; ".join(edges)
         return v
     out = {
         "lm_moe_dense": verdict("lm_moe_dense", "moe", "dense"),
