@@ -66,9 +66,9 @@ SPECS = {
                      seeds=(0, 1, 2), value_lr_k=10.0, conv_kernel=5,
                      note="CPU suite: PKM N = 64^2 values, 1000 steps x 16 x 64 = 1.02 M characters per rung "
                           "and seed, 3 seeds"),
-        "gpu": dict(model=_MODEL_GPU, train=_train(600, 400, 64, 200, 8, 64), lr=3e-3, side=128,
+        "gpu": dict(model=_MODEL_GPU, train=_train(400, 400, 64, 200, 8, 64), lr=3e-3, side=128,
                     seeds=(0, 1, 2, 3), value_lr_k=10.0, conv_kernel=5,
-                    note="GPU suite: PKM N = 128^2, 600 steps x 400 x 64 = 15.4 M characters, 4 seeds"),
+                    note="GPU suite: PKM N = 128^2, 400 steps x 400 x 64 = 10.2 M characters, 4 seeds"),
     },
     "facts": {
         "quick": dict(model=dict(_MODEL_QUICK, seq_len=2, n_layers=2), num_subjects=(16, 64), num_relations=4,
