@@ -478,6 +478,9 @@ def test_verdicts_follow_the_stated_rules():
     assert v["scaling_beats_dense"]["status"] == "reproduced"            # 2.85 vs 3.0 in both seeds
     sc["curves"]["pkm"]["complete"] = False
     assert scaling_verdicts(sc)["scaling_pkm"]["status"] == "pending"
+    assert "scaling_ultramem_released" not in scaling_verdicts(sc)          # a file without that curve
+    sc["curves"]["ultramem_released"] = curve(-0.05, 0.001)
+    assert scaling_verdicts(sc)["scaling_ultramem_released"]["status"] == "reproduced"
 
     # one seed per point: the beats-dense verdict takes its error bar from the fit's scatter
     def one_seed(c):

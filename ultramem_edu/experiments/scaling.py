@@ -1,7 +1,8 @@
 """Experiment ``scaling``: loss against memory size N at fixed activated compute (the paper's Fig. 6).
 
-For each N in ``num_values`` (powers of two; an odd power is an n × 2n grid) PKM and UltraMem are
-trained with their recipes (:mod:`.families`) at one learning rate, each narrowing its FFN until its
+For each N in ``num_values`` (powers of two; an odd power is an n × 2n grid) PKM and UltraMem (the
+paper's recipe, and the released code's) are trained with their recipes (:mod:`.families`) at one
+learning rate, each narrowing its FFN until its
 activated parameters per token equal the dense model's — the keys grow as √N and are all scored, so a
 larger memory pays for its keys with FFN width. Dense and MoE at the same activated compute are the
 horizontal references. For each family the held-out loss is fitted against log2 N (least squares over

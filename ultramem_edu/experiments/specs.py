@@ -49,13 +49,15 @@ SPECS = {
                       num_values=(2 ** 6, 2 ** 7, 2 ** 8), families=("pkm", "ultramem_paper_k10"),
                       references=("dense", "moe"), seeds=(0,)),
         "full": dict(model=_MODEL_FULL, train=_train(2000, 16, 64, 500, 8, 64), lr=3e-3,
-                     num_values=tuple(2 ** k for k in range(8, 16)), families=("pkm", "ultramem_paper_k10"),
+                     num_values=tuple(2 ** k for k in range(8, 16)),
+                     families=("pkm", "ultramem_paper_k10", "ultramem_released"),
                      references=("dense", "moe"), seeds=(0,),
                      note="CPU suite: N = 2^8 .. 2^15 values, 2000 steps x 16 x 64 = 2.05 M characters per run, "
                           "lr 3e-3 for every model, 1 seed per point (the fit's interval comes from the scatter "
                           "of 8 sizes; a second seed did not fit in the CPU budget)"),
         "gpu": dict(model=_MODEL_GPU, train=_train(800, 400, 64, 200, 8, 64), lr=3e-3,
-                    num_values=tuple(2 ** k for k in range(10, 18)), families=("pkm", "ultramem_paper_k10"),
+                    num_values=tuple(2 ** k for k in range(10, 18)),
+                    families=("pkm", "ultramem_paper_k10", "ultramem_released"),
                     references=("dense", "moe"), seeds=(0, 1),
                     note="GPU suite: N = 2^10 .. 2^17, 800 steps x 400 x 64 = 20.5 M characters per run"),
     },
