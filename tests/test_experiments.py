@@ -114,8 +114,13 @@ def test_families_are_compute_matched_and_hold_equal_value_parameters():
     spec = SPECS["lm"]["quick"]
     ctx = FamilyContext(vocab_size=tok.vocab_size, **spec["model"])
     counts = {}
+    from ultramem_edu.experiments.families import CONTROL_FAMILIES
+
     for name in MODEL_FAMILIES:
         fam = make_family(name, ctx, spec["pkm_values"] if name == "pkm" else spec["num_values"])
+        if name in CONTROL_FAMILIES:                           # a control sits below the budget on purpose
+            assert not fam.compute_matched, name
+            continue
         assert fam.compute_matched, name
         counts[name] = model_parameter_counts(fam.build())
     dense = counts["dense"]["activated"]
@@ -289,6 +294,10 @@ def test_scaling_quick_fits_loss_against_log_n(tmp_path):
         for p in curve["points"]:
             assert p["compute_matched"] and p["tokens_trained"] > 0
     assert set(data["references"]) == {"dense", "moe"}
+    narrow, um = data["controls"]["dense_narrow"], data["curves"]["ultramem_paper_k10"]["points"][-1]
+    assert narrow["num_values"] == um["num_values"] and narrow["ffn_hidden"] == um["ffn_hidden"]
+    assert narrow["params"]["memory_total"] == 0 and not narrow["compute_matched"]
+    assert narrow["params"]["activated"] < data["references"]["dense"]["params"]["activated"]
 
 
 def test_full_scaling_spans_six_powers_of_two_at_fixed_compute():

@@ -137,6 +137,14 @@ def _moe(ctx: FamilyContext, num_values: int | None = None) -> Family:
                   f"MoE, top-2 of {ctx.n_experts} experts of hidden {2 * ctx.d_model}", 2 * ctx.d_model)
 
 
+def _dense_narrow(ctx: FamilyContext, num_values: int) -> Family:
+    """A control, not a contender: the dense model with the FFN width that UltraMem (paper recipe) keeps
+    at ``num_values`` — UltraMem with its memory taken out. Below the activated budget by construction."""
+    h = MODEL_FAMILIES["ultramem_paper_k10"](ctx, num_values).ffn_hidden
+    return Family("dense_narrow", lambda: build_lm("dense", ctx.vocab_size, ctx.sizes, ffn_hidden=h), {},
+                  f"dense, FFN hidden {h} (UltraMem's at N = {num_values}, memory removed)", h, None, False)
+
+
 MODEL_FAMILIES: dict[str, Callable[[FamilyContext, int], Family]] = {
     "dense": _dense,
     "moe": _moe,
@@ -145,7 +153,11 @@ MODEL_FAMILIES: dict[str, Callable[[FamilyContext, int], Family]] = {
     "ultramem_paper_k4": _ultramem("unit", 4.0, "ultramem_paper_k4"),
     "ultramem_released": _ultramem("released", 4.0, "ultramem_released"),
     "ultramem_ln": _ultramem("layernorm", 10.0, "ultramem_ln"),
+    "dense_narrow": _dense_narrow,
 }
+
+
+CONTROL_FAMILIES = frozenset({"dense_narrow"})   # controls for a diagnosis, deliberately not compute-matched
 
 
 def register_family(name: str, factory: Callable[[FamilyContext, int], Family], replace: bool = False) -> None:

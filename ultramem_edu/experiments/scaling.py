@@ -64,6 +64,11 @@ def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False,
     for name in spec["references"]:
         fam = make_family(name, ctx, None)
         references[name] = summarise(fam, [run_one(fam, s, name) for s in seeds])
+    controls = {}                                  # e.g. dense_narrow: UltraMem's FFN at the largest N, no memory
+    for name in spec.get("controls", ()):
+        fam = make_family(name, ctx, max(spec["num_values"]))
+        controls[name] = summarise(fam, [run_one(fam, s, f"{name}_N{max(spec['num_values'])}") for s in seeds])
+        controls[name].update(num_values=max(spec["num_values"]), description=fam.description)
     curves = {}
     for name in families:
         points = []
@@ -92,8 +97,8 @@ def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False,
                           "test_loss_mean": p.get("test_loss", {}).get("mean"),
                           "test_loss_std": p.get("test_loss", {}).get("std"), "seeds": len(p["seeds"]),
                           "tokens_trained": p["tokens_trained"]})
-    for name, r in references.items():
-        table.append({"model": name, "num_values": None, "ffn_hidden": r["ffn_hidden"],
+    for name, r in {**references, **controls}.items():
+        table.append({"model": name, "num_values": r.get("num_values"), "ffn_hidden": r["ffn_hidden"],
                       "activated_params": r["params"]["activated"], "memory_params": r["params"]["memory_total"],
                       "test_loss_mean": r.get("test_loss", {}).get("mean"),
                       "test_loss_std": r.get("test_loss", {}).get("std"), "seeds": len(r["seeds"]),
@@ -102,5 +107,6 @@ def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False,
     config["vocab_size"] = tok.vocab_size
     config["wiring"] = ctx.wiring
     return publish(NAME, out, mode, seeds, config, spec.get("note"),
-                   {"curves": curves, "references": references, "table": table}, table, store.skipped, t_start,
+                   {"curves": curves, "references": references, "controls": controls, "table": table}, table,
+                   store.skipped, t_start,
                    device, store)

@@ -47,11 +47,11 @@ SPECS = {
     "scaling": {
         "quick": dict(model=_MODEL_QUICK, train=_train(12, 8, 32, 6, 2, 4), lr=3e-3,
                       num_values=(2 ** 6, 2 ** 7, 2 ** 8), families=("pkm", "ultramem_paper_k10"),
-                      references=("dense", "moe"), seeds=(0,)),
+                      references=("dense", "moe"), controls=("dense_narrow",), seeds=(0,)),
         "full": dict(model=_MODEL_FULL, train=_train(2000, 16, 64, 500, 8, 64), lr=3e-3,
                      num_values=tuple(2 ** k for k in range(8, 16)),
                      families=("pkm", "ultramem_paper_k10", "ultramem_released"),
-                     references=("dense", "moe"), seeds=(0,),
+                     references=("dense", "moe"), controls=("dense_narrow",), seeds=(0,),
                      note="CPU suite: N = 2^8 .. 2^15 values, 2000 steps x 16 x 64 = 2.05 M characters per run, "
                           "lr 3e-3 for every model, 1 seed per point (the fit's interval comes from the scatter "
                           "of 8 sizes; a second seed did not fit in the CPU budget)"),
