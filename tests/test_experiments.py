@@ -490,6 +490,10 @@ def test_verdicts_follow_the_stated_rules():
     assert "scaling_ultramem_released" not in scaling_verdicts(sc)          # a file without that curve
     sc["curves"]["ultramem_released"] = curve(-0.05, 0.001)
     assert scaling_verdicts(sc)["scaling_ultramem_released"]["status"] == "reproduced"
+    sc["curves"]["pkm"]["complete"] = True
+    steeper = scaling_verdicts(sc)["scaling_released_steeper"]
+    assert steeper["status"] == "reproduced" and steeper["slope_difference"] == pytest.approx(
+        sc["curves"]["ultramem_released"]["fit_vs_log2N"]["slope"] - sc["curves"]["pkm"]["fit_vs_log2N"]["slope"])
 
     # one seed per point: the beats-dense verdict takes its error bar from the fit's scatter
     def one_seed(c):

@@ -30,7 +30,9 @@ CLAIMS = {
     "scaling_ultramem": "UltraMem: at fixed activated compute, the loss falls as N grows",
     "scaling_ultramem_released": "UltraMem with the released code's recipe: the loss falls as N grows",
     "scaling_ultramem_steeper": "UltraMem gains more from a larger memory than PKM (a steeper fall with log N)",
+    "scaling_released_steeper": "UltraMem with the released recipe gains more from a larger memory than PKM",
     "scaling_beats_dense": "UltraMem with the largest memory beats the dense model at the same activated compute",
+    "scaling_released_beats_dense": "UltraMem (released recipe) with the largest memory beats the dense model",
     "lm_moe_dense": "MoE beats dense at equal activated compute",
     "lm_ultramem_dense": "UltraMem (paper recipe, k = 10) beats dense at equal activated compute",
     "lm_ultramem_pkm": "UltraMem (paper recipe, k = 10) beats PKM (Lample et al.'s recipe)",
@@ -143,6 +145,30 @@ def lm_verdicts(lm: dict) -> dict:
     return out
 
 
+def _beats_dense(claim: str, u: dict | None, dense: dict | None, seeds) -> dict:
+    """Verdict: the curve's largest memory against the dense reference (paired by seed; with one seed the
+    curve's scatter about its fit is one run's noise)."""
+    v = {"claim": claim}
+    if not (u and u["complete"] and dense and len(dense["seeds"]) == len(seeds)):
+        v["status"] = "pending"
+        return v
+    last = u["points"][-1]
+    if len(seeds) >= 2:
+        d = compare(_by_seed(last["seeds"], last["test_loss_per_seed"]),
+                    _by_seed(dense["seeds"], dense["test_loss_per_seed"]))
+        v.update(_status_from_delta(d), num_values=last["num_values"])
+        return v
+    delta = last["test_loss_per_seed"][0] - dense["test_loss_per_seed"][0]
+    se = math.sqrt(2) * u["fit_vs_log2N"]["residual_std"]
+    v.update(delta=delta, se=se, seeds=1, num_values=last["num_values"],
+             note="one seed: the standard error is √2 × the scatter of the UltraMem points about their fit")
+    if abs(delta) > 2 * se:
+        v["status"] = "reproduced" if delta < 0 else "not reproduced"
+    else:
+        v.update(status="unresolved", seeds_needed=math.ceil((2 * se / abs(delta)) ** 2) if delta else None)
+    return v
+
+
 def scaling_verdicts(sc: dict) -> dict:
     curves = sc["curves"]
     out = {}
@@ -161,36 +187,26 @@ def scaling_verdicts(sc: dict) -> dict:
                      status="reproduced" if hi < 0 else ("not reproduced" if lo > 0 else "unresolved"),
                      tokens_trained=c["points"][0]["tokens_trained"])
         out[claim] = v
-    v = {"claim": CLAIMS["scaling_ultramem_steeper"]}
     p, u = curves.get("pkm"), curves.get("ultramem_paper_k10")
-    if p and u and p["complete"] and u["complete"] and p["fit_vs_log2N"] and u["fit_vs_log2N"]:
-        diff = u["fit_vs_log2N"]["slope"] - p["fit_vs_log2N"]["slope"]
-        se = math.hypot(u["fit_vs_log2N"]["slope_se"], p["fit_vs_log2N"]["slope_se"])
-        v.update(slope_difference=diff, se=se,
-                 status=("reproduced" if diff < 0 else "not reproduced") if abs(diff) > 2 * se else "unresolved")
-    else:
-        v["status"] = "pending"
-    out["scaling_ultramem_steeper"] = v
-    v = {"claim": CLAIMS["scaling_beats_dense"]}
+    for claim, fam in (("scaling_ultramem_steeper", "ultramem_paper_k10"), ("scaling_released_steeper", "ultramem_released")):
+        c = curves.get(fam)
+        if c is None and fam == "ultramem_released":
+            continue
+        v = {"claim": CLAIMS[claim]}
+        if p and c and p["complete"] and c["complete"] and p["fit_vs_log2N"] and c["fit_vs_log2N"]:
+            diff = c["fit_vs_log2N"]["slope"] - p["fit_vs_log2N"]["slope"]
+            se = math.hypot(c["fit_vs_log2N"]["slope_se"], p["fit_vs_log2N"]["slope_se"])
+            v.update(slope_difference=diff, se=se,
+                     status=("reproduced" if diff < 0 else "not reproduced") if abs(diff) > 2 * se else "unresolved")
+        else:
+            v["status"] = "pending"
+        out[claim] = v
     dense = sc["references"].get("dense")
-    if u and u["complete"] and dense and len(dense["seeds"]) == len(sc["seeds"]):
-        last = u["points"][-1]
-        if len(sc["seeds"]) >= 2:
-            d = compare(_by_seed(last["seeds"], last["test_loss_per_seed"]),
-                        _by_seed(dense["seeds"], dense["test_loss_per_seed"]))
-            v.update(_status_from_delta(d), num_values=last["num_values"])
-        else:                                      # one seed: the fit's scatter is the one-run noise
-            delta = last["test_loss_per_seed"][0] - dense["test_loss_per_seed"][0]
-            se = math.sqrt(2) * u["fit_vs_log2N"]["residual_std"]
-            v.update(delta=delta, se=se, seeds=1, num_values=last["num_values"],
-                     note="one seed: the standard error is √2 × the scatter of the UltraMem points about their fit")
-            if abs(delta) > 2 * se:
-                v["status"] = "reproduced" if delta < 0 else "not reproduced"
-            else:
-                v.update(status="unresolved", seeds_needed=math.ceil((2 * se / abs(delta)) ** 2) if delta else None)
-    else:
-        v["status"] = "pending"
-    out["scaling_beats_dense"] = v
+    for claim, fam in (("scaling_beats_dense", "ultramem_paper_k10"), ("scaling_released_beats_dense", "ultramem_released")):
+        u = curves.get(fam)
+        if u is None and fam == "ultramem_released":
+            continue
+        out[claim] = _beats_dense(CLAIMS[claim], u, dense, sc["seeds"])
     return out
 
 
