@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole chapter-11 CPU suite (about 4.5 hours on 2 idle cores: the sum of the stored runs' times is
-# about 9 core-hours), as two background processes of one thread each, resumable: rerun this script
-# after an interruption and finished runs are reused.
+# The whole chapter-11 CPU suite (six to seven core-hours: about 3.5 hours on 2 idle cores), as two
+# background processes of one thread each, resumable: rerun this script after an interruption and
+# finished runs are reused. More processes (e.g. ``--shard i/k`` of one experiment) finish no sooner
+# on two cores.
 #   process A: lm (the longest: ten families, a sweep each)
 #   process B: scaling, facts, the ladder, topology
 # then one pass that trains anything left and publishes every figures/exp_<name>.json. Per-run results
