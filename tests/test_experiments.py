@@ -554,6 +554,13 @@ def test_facts_and_topology_verdicts_on_synthetic_results():
     assert facts_verdicts(facts)[key]["status"] == "unresolved"
     facts["results"][0]["models"]["ultramem_paper_k10"] = None
     assert facts_verdicts(facts)[key]["status"] == "pending"
+    # a declared sweep count picks its row, not the last one
+    facts["results"][0]["models"]["ultramem_paper_k10"] = m([0.6, 0.7, 0.65])
+    facts["results"].append({"num_facts": 400, "models": {"dense": m([0.03, 0.03, 0.04]),
+                                                          "ultramem_paper_k10": m([0.03, 0.04, 0.03])}})
+    assert facts_verdicts(facts)[key]["num_facts"] == 400
+    facts["config"] = {"sweep_subjects": 25, "num_relations": 4}
+    assert facts_verdicts(facts)[key]["num_facts"] == 100 and facts_verdicts(facts)[key]["status"] == "reproduced"
 
     def run_(rows, cols, s1, s2, second=None):
         other = second if second is not None else s1 / s2

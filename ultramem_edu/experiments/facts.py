@@ -13,7 +13,8 @@ family with its recipe, one learning rate, no weight decay — we want storage):
 * recall against the number of facts F, for dense, MoE, PKM, UltraMem (several initialisations) and
   chapter 12's UltraMemV2, PEER and Memory+ (:mod:`.families_after`), the memories at ``num_values``
   values (UltraMem-equivalent: the others hold about as many value parameters);
-* recall against the memory size N at the largest F, for PKM and UltraMem.
+* recall against the memory size N at F = ``sweep_subjects`` × relations (default the largest F), for PKM
+  and UltraMem.
 """
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, s
                     print(f"facts={entry['num_facts']:>6} {name:<20} recall {s['recall']['mean']:.3f} ± "
                           f"{s['recall']['std']:.3f}  params {s['params']['total']:,} (activated {s['params']['activated']:,})")
         vs_facts.append(entry)
-    largest = max(spec["num_subjects"])
+    largest = spec.get("sweep_subjects", max(spec["num_subjects"]))   # the count the memory-size sweep stores
     vs_values = {}
     for name in spec["sweep_families"]:
         points = []

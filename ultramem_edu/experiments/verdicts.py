@@ -229,9 +229,12 @@ def ladder_verdicts(lad: dict) -> list[dict]:
 
 
 def facts_verdicts(facts: dict) -> dict:
-    """Recall at the largest number of facts, paired by seed: {claim: verdict}."""
+    """Recall paired by seed, {claim: verdict}, at the number of facts of the memory-size sweep
+    (``config["sweep_subjects"]`` × relations) when the file declares one, else at the largest number."""
     res = facts["results"]
-    last = res[-1] if res else None
+    cfg = facts.get("config", {})
+    at = cfg["sweep_subjects"] * cfg["num_relations"] if "sweep_subjects" in cfg else None
+    last = next((e for e in res if e["num_facts"] == at), None) if at else (res[-1] if res else None)
     out = {}
     for claim, a, b in (("facts_memory_dense", "ultramem_paper_k10", "dense"), ("facts_v2_moe", "ultramem_v2", "moe"),
                         ("facts_memory_plus_dense", "memory_plus", "dense")):
