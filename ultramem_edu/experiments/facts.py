@@ -105,7 +105,9 @@ def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, s
     rows, vs_facts = [], []
     for n_subj in spec["num_subjects"]:
         entry = {"num_subjects": n_subj, "num_facts": n_subj * rel, "bits": n_subj * rel * math.log2(obj), "models": {}}
-        for name in families:
+        for name in spec.get("families_at", {}).get(n_subj, families):        # a declared cut at some counts
+            if name not in families:
+                continue
             s = summary([run_one(name, n_subj, spec["num_values"], seed, f"{name}_s{n_subj}") for seed in seeds])
             entry["models"][name] = s
             if s is not None:
