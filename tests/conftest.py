@@ -6,6 +6,7 @@ CUDA the kernels are compiled instead.
 """
 import os
 
+import pytest
 import torch
 
 if not torch.cuda.is_available():
@@ -14,3 +15,13 @@ if not torch.cuda.is_available():
 # Tests run on small tensors, several processes at once (pytest -n): one thread each avoids
 # oversubscribing the cores, which otherwise slows the suite down many times over.
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, and the caller's count restored after it (the experiment CLI sets
+    its own)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -21,12 +21,7 @@ from ultramem_edu.experiments.trainer import make_optimizer, train_run
 META = ("experiment", "mode", "seeds", "git_commit", "machine", "date", "config", "device", "complete")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")   # experiments may change the thread count
 
 
 def _check_json(path, name, mode="quick-custom"):

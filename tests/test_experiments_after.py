@@ -21,12 +21,7 @@ NEW = ("ultramem_v2", "peer", "memory_plus")
 SIZES = [("lm", "quick"), ("lm", "full"), ("facts", "quick"), ("facts", "full")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")   # experiments may change the thread count
 
 
 def test_new_families_are_registered_in_lm_and_facts():

@@ -61,9 +61,9 @@ def edge_check(spec: dict, best: float, chosen: dict, run_at) -> dict | None:
     lrs = sorted(spec["lrs"])
     if not spec.get("edge_check") or best not in (lrs[0], lrs[-1]) or len(lrs) < 2:
         return None
-    beyond = best * lrs[0] / lrs[1] if best == lrs[0] else best * lrs[-1] / lrs[-2]
-    result = run_at(float(f"{beyond:.6g}"))
-    out = {"lr": float(f"{beyond:.6g}"), "side": "below" if best == lrs[0] else "above",
+    beyond = float(f"{best * lrs[0] / lrs[1] if best == lrs[0] else best * lrs[-1] / lrs[-2]:.6g}")
+    result = run_at(beyond)
+    out = {"lr": beyond, "side": "below" if best == lrs[0] else "above",
            "chosen_select_loss": chosen["select_loss"], "select_loss": None, "beyond_is_better": None}
     if result is not None:
         out.update(select_loss=result["select_loss"], beyond_is_better=result["select_loss"] < chosen["select_loss"])
@@ -98,15 +98,15 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
     per_family = {}
     for name in families:
         fam = make_family(name, ctx, _num_values(spec, name))
+        fam_seeds = family_seeds(spec, name, seeds)
         sweep = {lr: run_one(fam, lr, seeds[0]) for lr in spec["lrs"]}
         done = {lr: r for lr, r in sweep.items() if r is not None}
         entry = {"description": fam.description, "recipe": fam.recipe, "ffn_hidden": fam.ffn_hidden,
                  "compute_matched": fam.compute_matched, "memory": fam.memory,
                  "sweep": {f"{lr:g}": (r["select_loss"] if r else None) for lr, r in sweep.items()},
-                 "sweep_complete": len(done) == len(sweep), "declared_seeds": list(family_seeds(spec, name, seeds))}
+                 "sweep_complete": len(done) == len(sweep), "declared_seeds": list(fam_seeds)}
         torch.manual_seed(0)
         entry["params"] = model_parameter_counts(fam.build())
-        fam_seeds = family_seeds(spec, name, seeds)
         if len(done) == len(sweep):
             best = min(done, key=lambda lr: done[lr]["select_loss"])
             runs = [sweep[best]] + [run_one(fam, best, s) for s in fam_seeds[1:]]
