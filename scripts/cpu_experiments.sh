@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole chapter-11 CPU suite (six to seven core-hours: about 3.5 hours on 2 idle cores), as two
+# The whole chapter-11 CPU suite (seven to eight core-hours: about 4 hours on 2 idle cores), as two
 # background processes of one thread each, resumable: rerun this script after an interruption and
 # finished runs are reused. More processes (e.g. ``--shard i/k`` of one experiment) finish no sooner
 # on two cores.
-#   process A: lm (the longest: ten families, a sweep each)
+#   process A: lm (the longest: ten families, a sweep each), then budget (lm's headline families at twice
+#              the characters, at the rates lm chose: about 1 more core-hour)
 #   process B: scaling, facts, the ladder, topology
 # then one pass that trains anything left and publishes every figures/exp_<name>.json. Per-run results
 # land in figures/runs/ as they finish; `python -m ultramem_edu.experiments all --collect` publishes
@@ -21,6 +22,7 @@ waitfor() { for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 20; done;
 if [ -z "${SKIP_A:-}" ]; then
   (
     run lm
+    run budget
   ) >> "$LOG/a.log" 2>&1 &
   A=$!
 else
@@ -36,5 +38,5 @@ fi
 B=$!
 echo "suite: process A pid ${A:-skipped} (log $LOG/a.log), process B pid $B (log $LOG/b.log)"
 waitfor $A $B ${WAIT_A:-}
-for name in lm scaling ladder facts topology; do run "$name"; done >> "$LOG/final.log" 2>&1
+for name in lm budget scaling ladder facts topology; do run "$name"; done >> "$LOG/final.log" 2>&1
 echo "suite finished: $(date -u)"

@@ -9,6 +9,7 @@ or from Python with :func:`run` (``run("lm", quick=True)``). The experiments:
 
 * ``lm`` — every model family with its complete recipe, a learning-rate sweep chosen on a select
   split, reported on a held-out split (:mod:`.lm`);
+* ``budget`` — ``lm``'s headline families again with twice the characters, at ``lm``'s chosen rates (:mod:`.budget`);
 * ``scaling`` — loss against the memory size N at fixed activated compute (:mod:`.scaling`);
 * ``ladder`` — the paper's ablation ladder with a power estimate per rung (:mod:`.ladder`);
 * ``facts`` — knowledge capacity, against the number of facts and against N (:mod:`.facts`);
@@ -31,6 +32,7 @@ __all__ = ["EXPERIMENTS", "SUITE", "run"]
 # name -> (module, function)
 EXPERIMENTS = {
     "lm": ("lm", "run_lm"),
+    "budget": ("budget", "run_budget"),
     "scaling": ("scaling", "run_scaling"),
     "ladder": ("ladder", "run_ladder"),
     "facts": ("facts", "run_facts"),
@@ -38,7 +40,7 @@ EXPERIMENTS = {
     "dynamics": ("dynamics", "run_dynamics"),
 }
 # what ``all`` runs, in this order (headline comparisons first)
-SUITE = ("lm", "scaling", "ladder", "facts", "topology")
+SUITE = ("lm", "budget", "scaling", "ladder", "facts", "topology")
 
 
 def run(name: str, **kwargs) -> dict:

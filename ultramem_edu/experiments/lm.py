@@ -50,6 +50,36 @@ def family_seeds(spec: dict, family: str, seeds: tuple) -> tuple:
     return kept if kept and kept[0] == seeds[0] else seeds[:1]
 
 
+def run_name(family: str, lr: float, seed: int) -> str:
+    """The file name (without ``.json``) of one run: ``<family>_lr<lr>_seed<seed>``."""
+    return f"{family}_lr{lr:g}_seed{seed}"
+
+
+def run_key(fam, lr: float, seed: int, train: dict, model: dict, device: str) -> dict:
+    """Everything that determines one run's result: its fingerprint is stored with it and checked on resume."""
+    return {"family": fam.name, "description": fam.description, "recipe": fam.recipe, "lr": lr, "seed": seed,
+            "train": train, "model": model, "device": device.split(":")[0]}
+
+
+def runner(train: dict, model: dict, splits: dict, store: RunStore, device: str, progress: bool):
+    """``run_one(fam, lr, seed)``: the stored result of that run in ``store``, or train it (see
+    :meth:`.common.RunStore.get_or_run`: None when it is not this process's to train)."""
+    def run_one(fam, lr, seed):
+        def job(ckpt):
+            torch.manual_seed(seed)
+            res = train_run(fam.build(), splits, dict(lr=lr, **fam.recipe), train, seed, ckpt, device, progress,
+                            f"{fam.name} lr={lr:g} s{seed}")
+            res.update(seed=seed, lr=lr)
+            return res
+        return store.get_or_run(run_name(fam.name, lr, seed), job, run_key(fam, lr, seed, train, model, device))
+    return run_one
+
+
+def choose_lr(sweep: dict) -> float:
+    """The rate of ``sweep`` ({lr: finished run}) with the lowest loss on the select split."""
+    return min(sweep, key=lambda lr: sweep[lr]["select_loss"])
+
+
 def edge_check(spec: dict, best: float, chosen: dict, run_at) -> dict | None:
     """With ``spec["edge_check"]``: if the chosen rate is the sweep's smallest or largest, train seed 0 one
     sweep step beyond it (``run_at(lr)``) and report whether that rate does better on the select split.
@@ -82,18 +112,7 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
     store = RunStore(NAME, mode, checkpoints, resume, overwrite, results_dir, shard, collect)
     t_start = time.perf_counter()
 
-    def run_one(fam, lr, seed):
-        key = {"family": fam.name, "description": fam.description, "recipe": fam.recipe, "lr": lr, "seed": seed,
-               "train": spec["train"], "model": spec["model"], "device": device.split(":")[0]}
-
-        def job(ckpt):
-            torch.manual_seed(seed)
-            model = fam.build()
-            res = train_run(model, splits, dict(lr=lr, **fam.recipe), spec["train"], seed, ckpt, device, progress,
-                            f"{fam.name} lr={lr:g} s{seed}")
-            res.update(seed=seed, lr=lr)
-            return res
-        return store.get_or_run(f"{fam.name}_lr{lr:g}_seed{seed}", job, key)
+    run_one = runner(spec["train"], spec["model"], splits, store, device, progress)
 
     per_family = {}
     for name in families:
@@ -108,7 +127,7 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
         torch.manual_seed(0)
         entry["params"] = model_parameter_counts(fam.build())
         if len(done) == len(sweep):
-            best = min(done, key=lambda lr: done[lr]["select_loss"])
+            best = choose_lr(done)
             runs = [sweep[best]] + [run_one(fam, best, s) for s in fam_seeds[1:]]
             runs = [r for r in runs if r is not None]
             tests = [r["test_loss"] for r in runs]

@@ -44,6 +44,17 @@ SPECS = {
                     num_values=2 * 128 ** 2, pkm_values=128 ** 2, seeds=(0, 1, 2),
                     note="GPU suite: D=128, 4 layers, 1000 steps x 400 x 64 = 25.6 M characters per run"),
     },
+    "budget": {
+        "quick": dict(model=_MODEL_QUICK, train=_train(32, 8, 32, 8, 2, 4), families=("dense", "pkm"), seeds=(0, 1)),
+        "full": dict(model=_MODEL_FULL, train=_train(5000, 16, 64, 250), families=("dense", "moe", "pkm", "ultramem_released"),
+                     seeds=(0, 1, 2),
+                     note="CPU suite: lm's dense, MoE, PKM and UltraMem (released recipe) at lm's chosen rates, "
+                          "5000 steps x 16 x 64 = 5.12 M characters per run (twice lm's; 1.3 passes over the "
+                          "training split), 3 seeds"),
+        "gpu": dict(model=_MODEL_GPU, train=_train(2000, 400, 64, 200, 8, 64),
+                    families=("dense", "moe", "pkm", "ultramem_released"), seeds=(0, 1, 2),
+                    note="GPU suite: lm's families at lm's chosen rates, 2000 steps x 400 x 64 = 51.2 M characters"),
+    },
     "scaling": {
         "quick": dict(model=_MODEL_QUICK, train=_train(12, 8, 32, 6, 2, 4), lr=3e-3,
                       num_values=(2 ** 6, 2 ** 7, 2 ** 8), families=("pkm", "ultramem_paper_k10"),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .common import paired_delta
 
-__all__ = ["CLAIMS", "load_results", "compare", "lm_verdicts", "scaling_verdicts", "ladder_verdicts",
+__all__ = ["CLAIMS", "load_results", "compare", "lm_verdicts", "budget_verdicts", "scaling_verdicts", "ladder_verdicts",
            "facts_verdicts", "topology_verdicts", "all_verdicts", "STATUSES"]
 
 STATUSES = ("reproduced", "not reproduced", "unresolved", "observed", "not observed", "pending")
@@ -39,6 +39,11 @@ CLAIMS = {
     "lm_ultramem_moe": "UltraMem (paper recipe, k = 10) matches or beats MoE (at 151M the paper has MoE ahead by 0.04)",
     "lm_paper_init_vs_ln": "with its value-lr multiplier, the paper's initialisation trains as well as the book's LayerNorm variant",
     "lm_k10_vs_k4": "k = 10 (the paper's text) and k = 4 (the released script) train alike",
+    "budget_moe_dense": "with twice lm's characters, MoE still beats dense at equal activated compute",
+    "budget_ultramem_dense": "with twice lm's characters, UltraMem (released recipe) beats dense at equal activated compute",
+    "budget_ultramem_pkm": "with twice lm's characters, UltraMem (released recipe) beats PKM",
+    "budget_ultramem_gains_more": "twice the characters narrow UltraMem's (released recipe) gap to dense (chapter 11's "
+                                  "hypothesis, not the paper's: a value learns only when a token selects it)",
     "facts_memory_dense": "at equal activated compute, UltraMem (paper recipe) stores more facts than the dense model",
     "lm_v2_moe": "UltraMemV2 matches or beats MoE at equal activated compute (Huang et al., 2025)",
     "lm_peer_dense": "PEER beats the dense model at equal activated compute (He, 2024)",
@@ -57,7 +62,7 @@ def load_results(figures: str | Path, prefer_gpu: bool = True) -> dict:
     each payload's ``"source"`` says which file it came from."""
     figures = Path(figures)
     out = {}
-    for name in ("lm", "scaling", "ladder", "facts", "topology"):
+    for name in ("lm", "budget", "scaling", "ladder", "facts", "topology"):
         for stem in ((f"{name}_gpu", name) if prefer_gpu else (name,)):
             path = figures / f"exp_{stem}.json"
             if not path.exists():
@@ -142,6 +147,31 @@ def lm_verdicts(lm: dict) -> dict:
     if moe["status"] == "not reproduced" and moe.get("delta", 1) <= 0.04 + 2 * moe.get("se", 0):
         moe["note"] = "behind MoE, by no more than the paper's 151M gap of 0.04"
     out["lm_ultramem_moe"] = moe
+    return out
+
+
+def budget_verdicts(b: dict) -> dict:
+    """Verdicts of the ``budget`` experiment: the lm claims again at twice the characters, and whether the
+    extra characters narrow UltraMem's gap to dense (its gap change, paired by seed, expected negative)."""
+    models = b["models"]
+
+    def losses(name):
+        m = models.get(name)
+        return _by_seed(m["seeds"], m["test_loss_per_seed"]) if m and m.get("runs") and m.get("complete") else None
+
+    out = {}
+    for claim, a, c in (("budget_moe_dense", "moe", "dense"), ("budget_ultramem_dense", "ultramem_released", "dense"),
+                        ("budget_ultramem_pkm", "ultramem_released", "pkm")):
+        la, lc = losses(a), losses(c)
+        v = {"claim": CLAIMS[claim], "compared": f"{a} − {c}"}
+        v.update(_status_from_delta(compare(la, lc)) if la and lc else {"status": "pending"})
+        v["tokens_trained"] = models[a].get("tokens_trained") if a in models else None
+        out[claim] = v
+    change = b.get("gap_change_vs_dense", {}).get("ultramem_released")
+    complete = losses("ultramem_released") and losses("dense")
+    v = {"claim": CLAIMS["budget_ultramem_gains_more"], "compared": "(ultramem_released − dense) long − short"}
+    v.update(_status_from_delta(change) if change and complete else {"status": "pending"})
+    out["budget_ultramem_gains_more"] = v
     return out
 
 
@@ -296,6 +326,8 @@ def all_verdicts(results: dict) -> dict:
         out.update(scaling_verdicts(results["scaling"]))
     if "lm" in results:
         out.update(lm_verdicts(results["lm"]))
+    if "budget" in results:
+        out.update(budget_verdicts(results["budget"]))
     if "facts" in results:
         out.update(facts_verdicts(results["facts"]))
     if "topology" in results:
