@@ -454,6 +454,12 @@ def test_verdicts_follow_the_stated_rules():
     assert v["lm_ultramem_dense"]["status"] == "unresolved" and v["lm_ultramem_dense"]["seeds_needed"] >= 2
     assert v["lm_k10_vs_k4"]["status"] == "pending"                      # a family still training
     assert v["lm_paper_init_vs_ln"]["status"] == "not reproduced"        # a resolved gap refutes "as well as"
+    lm["models"]["ultramem_paper_k4"] = fam([2.0, 2.1, 2.2])             # Δ +0.05, −0.05, +0.10: unresolved
+    alike = lm_verdicts(lm)["lm_k10_vs_k4"]
+    d = paired_delta([2.05, 2.05, 2.3], [2.0, 2.1, 2.2])
+    assert alike["status"] == "reproduced" and alike["excludes_above"] == pytest.approx(abs(d["mean"]) + 2 * d["se"])
+    assert f"{alike['excludes_above']:.3f}" in alike["note"]            # says what the data do not exclude
+    lm["models"]["ultramem_paper_k4"] = fam([2.0, 2.1], complete=False)
     assert all(x["status"] in STATUSES for x in v.values())
     assert v["lm_v2_moe"]["status"] == "pending" and v["lm_peer_dense"]["status"] == "pending"
     lm["models"].update(ultramem_v2=fam([1.92, 1.98, 2.14]), peer=fam([1.8, 1.9, 2.0]))

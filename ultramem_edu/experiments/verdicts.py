@@ -121,8 +121,9 @@ def lm_verdicts(lm: dict) -> dict:
             elif d["resolved"]:
                 v.update(status="not reproduced", delta=d["mean"], se=d["se"], seeds=d["n"])
             else:
-                v.update(status="reproduced", delta=d["mean"], se=d["se"], seeds=d["n"],
-                         note="no resolved difference at this budget")
+                bound = abs(d["mean"]) + 2 * d["se"]      # what the data exclude, not a proof of equality
+                v.update(status="reproduced", delta=d["mean"], se=d["se"], seeds=d["n"], excludes_above=bound,
+                         note=f"no resolved difference at this budget; only gaps larger than {bound:.3f} are excluded")
         else:
             v.update(_status_from_delta(d, expect_negative))
         v["tokens_trained"] = models[a].get("tokens_trained")
