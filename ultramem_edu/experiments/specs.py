@@ -35,11 +35,9 @@ SPECS = {
                       num_values=2 * 16 ** 2, pkm_values=16 ** 2, seeds=(0, 1), family_seeds={"peer": (0,)},
                       edge_check=True),
         "full": dict(model=_MODEL_FULL, train=_train(2500, 16, 64, 250), lrs=(3e-3, 6e-3, 1.2e-2),
-                     num_values=2 * 64 ** 2, pkm_values=64 ** 2, seeds=(0, 1, 2),
-                     family_seeds={"ultramem_v2": (0, 1), "peer": (0, 1), "memory_plus": (0, 1)}, edge_check=True,
+                     num_values=2 * 64 ** 2, pkm_values=64 ** 2, seeds=(0, 1, 2), edge_check=True,
                      note="CPU suite: D=64, 4 layers, 2500 steps x 16 x 64 = 2.56 M characters per run; "
-                          "lr sweep on seed 0, seeds 1-2 at the chosen lr (seed 1 only for UltraMemV2, "
-                          "PEER and Memory+: the CPU budget)"),
+                          "lr sweep on seed 0, seeds 1-2 at the chosen lr"),
         "gpu": dict(model=_MODEL_GPU, train=_train(1000, 400, 64, 200, 8, 64), lrs=(3e-3, 6e-3, 1.2e-2),
                     num_values=2 * 128 ** 2, pkm_values=128 ** 2, seeds=(0, 1, 2),
                     note="GPU suite: D=128, 4 layers, 1000 steps x 400 x 64 = 25.6 M characters per run"),
