@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole chapter-11 CPU suite (seven to eight core-hours: about 4 hours on 2 idle cores), as two
+# The whole chapter-11 CPU suite (eight to ten core-hours: about five hours on 2 idle cores), as two
 # background processes of one thread each, resumable: rerun this script after an interruption and
 # finished runs are reused. More processes (e.g. ``--shard i/k`` of one experiment) finish no sooner
 # on two cores.
