@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import time
 
-from .common import RunStore, fingerprint, kjv_splits, mean_std, model_parameter_counts, paired_delta, publish
+from .common import (RunStore, fingerprint, kjv_splits, mean_std, model_parameter_counts, paired_delta,
+                     pairwise_deltas, publish)
 from .families import make_family
-from .lm import _num_values, choose_lr, context, family_seeds, run_key, run_name, runner
+from .lm import choose_lr, context, family_seeds, mean_select_curve, num_values_for, run_key, run_name, runner
 from .specs import experiment_spec
 
 NAME = "budget"
@@ -64,7 +65,7 @@ def run_budget(quick: bool = False, out: str = "figures", resume: bool = False, 
 
     per_family = {}
     for name in families:
-        fam = make_family(name, ctx, _num_values(lm_spec, name))
+        fam = make_family(name, ctx, num_values_for(lm_spec, name))
         fam_seeds = tuple(s for s in family_seeds(lm_spec, name, lm_seeds) if s in seeds)
         lr, short = _lm_runs(lm_spec, lm_store, fam, lm_seeds, device)
         entry = {"description": fam.description, "recipe": fam.recipe, "ffn_hidden": fam.ffn_hidden, "lr": lr,
@@ -81,10 +82,8 @@ def run_budget(quick: bool = False, out: str = "figures", resume: bool = False, 
         if long_runs:
             paired = [s for s in entry["seeds"] if s in short_by_seed]
             tests = [r["test_loss"] for r in long_runs]
-            curve = [mean_std([r["history"][i]["select_loss"] for r in long_runs])[0]
-                     for i in range(len(long_runs[0]["history"]))]
-            short_curve = [mean_std([short_by_seed[s]["history"][i]["select_loss"] for s in paired])[0]
-                           for i in range(len(short[0]["history"]))] if paired else None
+            curve = mean_select_curve(long_runs)
+            short_curve = mean_select_curve([short_by_seed[s] for s in paired]) if paired else None
             entry.update(
                 test_loss_per_seed=tests, test_loss=dict(zip(("mean", "std"), mean_std(tests))),
                 tokens_trained=long_runs[0]["tokens_trained"],
@@ -106,13 +105,7 @@ def run_budget(quick: bool = False, out: str = "figures", resume: bool = False, 
             return dict(zip(entry["seeds"], entry["test_loss_per_seed"]))
         return dict(zip(entry["short"]["seeds"], entry["short"]["test_loss_per_seed"]))
 
-    comparisons, gap_change = {}, {}
-    for a in per_family:
-        for b in per_family:
-            la, lb = by_seed(per_family[a]), by_seed(per_family[b])
-            common = sorted(set(la) & set(lb))
-            if a < b and len(common) >= 2:
-                comparisons[f"{a} - {b}"] = paired_delta([la[s] for s in common], [lb[s] for s in common])
+    comparisons, gap_change = pairwise_deltas({n: by_seed(e) for n, e in per_family.items()}), {}
     if "dense" in per_family:
         ld, sd = by_seed(per_family["dense"]), by_seed(per_family["dense"], "short")
         for name, entry in per_family.items():

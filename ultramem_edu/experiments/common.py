@@ -197,6 +197,18 @@ def paired_delta(a: Iterable[float], b: Iterable[float]) -> dict:
             "per_seed": d}
 
 
+def pairwise_deltas(per_seed: dict) -> dict:
+    """Every pair of ``per_seed`` ({name: {seed: loss}}), names in order: ``{"a - b": paired_delta}`` over the
+    seeds both have, for the pairs that share at least two."""
+    out = {}
+    for a in per_seed:
+        for b in per_seed:
+            common = sorted(set(per_seed[a]) & set(per_seed[b]))
+            if a < b and len(common) >= 2:
+                out[f"{a} - {b}"] = paired_delta([per_seed[a][s] for s in common], [per_seed[b][s] for s in common])
+    return out
+
+
 def linear_fit(x: Iterable[float], y: Iterable[float]) -> dict:
     """Least-squares y = a + b·x with the slope's standard error and 95 % confidence interval
     (Student t with n − 2 degrees of freedom)."""

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from .common import RunStore, kjv_splits, mean_std, model_parameter_counts, paired_delta, publish
+from .common import RunStore, kjv_splits, mean_std, model_parameter_counts, pairwise_deltas, publish
 from .families import FamilyContext, make_family
 from .specs import experiment_spec
 from .trainer import train_run
@@ -34,7 +34,8 @@ def context(spec: dict, vocab_size: int) -> FamilyContext:
     return FamilyContext(vocab_size=vocab_size, **spec["model"])
 
 
-def _num_values(spec: dict, family: str) -> int | None:
+def num_values_for(spec: dict, family: str) -> int | None:
+    """The memory size ``family`` trains with in ``spec`` (None for the families without a memory)."""
     if family == "pkm":
         return spec["pkm_values"]
     if family.startswith("ultramem") or family not in ("dense", "moe"):
@@ -73,6 +74,11 @@ def runner(train: dict, model: dict, splits: dict, store: RunStore, device: str,
             return res
         return store.get_or_run(run_name(fam.name, lr, seed), job, run_key(fam, lr, seed, train, model, device))
     return run_one
+
+
+def mean_select_curve(runs: list[dict]) -> list[float]:
+    """The select-split loss at each evaluation of ``runs`` (same schedule), averaged over the runs."""
+    return [mean_std([r["history"][i]["select_loss"] for r in runs])[0] for i in range(len(runs[0]["history"]))]
 
 
 def choose_lr(sweep: dict) -> float:
@@ -116,7 +122,7 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
 
     per_family = {}
     for name in families:
-        fam = make_family(name, ctx, _num_values(spec, name))
+        fam = make_family(name, ctx, num_values_for(spec, name))
         fam_seeds = family_seeds(spec, name, seeds)
         sweep = {lr: run_one(fam, lr, seeds[0]) for lr in spec["lrs"]}
         done = {lr: r for lr, r in sweep.items() if r is not None}
@@ -138,25 +144,16 @@ def run_lm(quick: bool = False, out: str = "figures", resume: bool = False, seed
                          tokens_per_s=mean_std([r["tokens_per_s"] for r in runs])[0],
                          complete=len(runs) == len(fam_seeds))
             entry["edge_check"] = edge_check(spec, best, done[best], lambda lr: run_one(fam, lr, seeds[0]))
-            steps_axis = [h["step"] for h in runs[0]["history"]]
-            entry["curve"] = {"step": steps_axis, "tokens": [h["tokens"] for h in runs[0]["history"]],
-                              "select_loss_mean": [mean_std([r["history"][i]["select_loss"] for r in runs])[0]
-                                                   for i in range(len(steps_axis))]}
+            entry["curve"] = {"step": [h["step"] for h in runs[0]["history"]],
+                              "tokens": [h["tokens"] for h in runs[0]["history"]],
+                              "select_loss_mean": mean_select_curve(runs)}
         else:                                      # the other seeds wait for the sweep to choose their lr
             entry.update(lr=None, runs=[], complete=False)
             store.missing.extend(f"{name}_lr(chosen)_seed{s}" for s in fam_seeds[1:])
         per_family[name] = entry
 
-    comparisons = {}
-    for a in per_family:
-        for b in per_family:
-            ea, eb = per_family[a], per_family[b]
-            if a < b and ea.get("runs") and eb.get("runs"):
-                sa = dict(zip(ea["seeds"], ea["test_loss_per_seed"]))
-                sb = dict(zip(eb["seeds"], eb["test_loss_per_seed"]))
-                common = sorted(set(sa) & set(sb))
-                if len(common) >= 2:
-                    comparisons[f"{a} - {b}"] = paired_delta([sa[s] for s in common], [sb[s] for s in common])
+    comparisons = pairwise_deltas({n: dict(zip(e["seeds"], e["test_loss_per_seed"]))
+                                   for n, e in per_family.items() if e.get("runs")})
     table = []
     for n, r in per_family.items():
         row = {"model": n, "total_params": r["params"]["total"], "activated_params": r["params"]["activated"],

@@ -99,14 +99,19 @@ def _by_seed(seeds, values) -> dict:
     return {int(s): float(v) for s, v in zip(seeds, values)}
 
 
+def _complete_losses(models: dict, name: str) -> dict | None:
+    """{seed: test loss} of family ``name`` once all its declared seeds have finished, else None."""
+    m = models.get(name)
+    if not m or not m.get("runs") or not m.get("complete"):
+        return None
+    return _by_seed(m["seeds"], m["test_loss_per_seed"])
+
+
 def lm_verdicts(lm: dict) -> dict:
     models = lm["models"]
 
     def losses(name):
-        m = models.get(name)
-        if not m or not m.get("runs") or not m.get("complete"):
-            return None
-        return _by_seed(m["seeds"], m["test_loss_per_seed"])
+        return _complete_losses(models, name)
 
     def verdict(claim, a, b, expect_negative=True, equivalence=False):
         la, lb = losses(a), losses(b)
@@ -157,8 +162,7 @@ def budget_verdicts(b: dict) -> dict:
     models = b["models"]
 
     def losses(name):
-        m = models.get(name)
-        return _by_seed(m["seeds"], m["test_loss_per_seed"]) if m and m.get("runs") and m.get("complete") else None
+        return _complete_losses(models, name)
 
     out = {}
     for claim, a, c in (("budget_moe_dense", "moe", "dense"), ("budget_ultramem_dense", "ultramem_released", "dense"),
