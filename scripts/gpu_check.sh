@@ -14,7 +14,8 @@
 #        the torch composition, forward and forward+backward, fp32 and bf16, tables of 2**20 rows (far
 #        beyond L2; L2 flushed before every repetition), decode-size batches in microseconds, the
 #        measured copy bandwidth and the targets (forward >= 80 % of it at large shapes, forward +
-#        backward >= 50 %, faster than F.embedding_bag and the composition everywhere)
+#        backward >= 50 %, faster than F.embedding_bag and the composition everywhere), and the one-pass
+#        forward variant's time next to the forward kernel's (onepass_speedup)
 #   3. python -m ultramem_edu.benchmarks decode --device cuda   -> bench_decode.json/.csv
 #   4. bash scripts/gpu_experiments.sh, if it exists (the chapter-11 GPU suite; GPU_EXPERIMENTS=0 skips
 #        it), with what is left of the budget; the files it writes under figures/ and checkpoints/ are

@@ -29,9 +29,22 @@ distinct items of ``n`` uniformly at random, an item is missed by one draw with 
 experts, ``k`` = top-k, ``draws = B``. UltraMem: ``n = N`` physical rows, ``k = 1``,
 ``draws = B·m·H`` (the m addresses of one head are distinct *virtual* addresses; after the IVE
 shuffle they are treated as independent physical rows, which is exact up to O(m/N)).
+
+Reference sizes. :data:`ULTRAMEM_LAYER` is "UltraMem's layer" for the book's chapters on IVE, MCS,
+the kernel and inference cost: the sizes the authors' released training script
+``run_ultramem_v1.sh`` sets (``mem_head=2``, ``mem_knn=80``, ``mem_kdim=192``, ``mem_vdim=384``,
+``mem_knum=808``, ``d_model=768``, 20 layers, memories at ``2:5/6:9/10:13/14:17``), with E, r and h
+from the defaults of ``UltraMemLayerV1`` (4, 2, 2); :data:`RELEASED_V1_SCRIPT` records the source
+values. :func:`reference_layer` returns it with changes, and :func:`deviations_from_reference` names
+what a spec changes, so that every deviation can be labelled where it is used.
+
+The paper's 1.6B models (:func:`paper_1p6b_configs`) are a different matter: their widths, heads and
+top-m are in the paper's Table 6, which was not available to us, so every number built on them rests
+on the assumptions listed in that function's docstring.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence, Union
@@ -49,7 +62,12 @@ __all__ = [
     "memory_access_curve",
     "moe_over_ultramem_ratio",
     "crossover_batch",
+    "batch_reading_fraction",
     "paper_1p6b_configs",
+    "ULTRAMEM_LAYER",
+    "RELEASED_V1_SCRIPT",
+    "reference_layer",
+    "deviations_from_reference",
     "PAPER_TABLE1",
     "PAPER_FIG1C_RATIOS",
 ]
@@ -296,6 +314,15 @@ class UltraMemSpec:
     def params(self) -> int:
         return self.dense_params + self.value_params
 
+    @property
+    def full_read_batch(self) -> float:
+        """N / (m·H): the batch at which the B·m·H selections of one step equal the table's N rows.
+
+        In the worst case (every selection a distinct row) the whole table is read from this batch
+        on; with uniform selection the unread share is about exp(-B·m·H / N), e^-1 at this batch.
+        """
+        return self.num_values / (self.top_m * self.num_heads)
+
     def rows_touched(self, batch_size: BatchSize, mode: str = "expected") -> BatchSize:
         """Distinct physical rows read: ``N·(1-(1-1/N)^(B·m·H))`` or worst case ``min(B·m·H, N)``."""
         b, scalar = _batch_array(batch_size)
@@ -476,6 +503,13 @@ def crossover_batch(
 
     Every B is checked (vectorised, in chunks), so no monotonicity is assumed. None if UltraMem
     stays below MoE over the whole range.
+
+    Read the result with care when the two models have (nearly) the same total parameters: at large
+    B the MoE reads all its weights and UltraMem approaches all of its own, so in "expected" mode the
+    crossover lands where UltraMem's unread share of value rows equals the parameter difference
+    divided by its value parameters, and it exists only if UltraMem has more parameters. The
+    statement that does not hang on that difference is :attr:`UltraMemSpec.full_read_batch` and
+    :func:`batch_reading_fraction`: UltraMem catches up once it reads essentially its whole table.
     """
     _check_spec("moe", moe)
     _check_spec("ultramem", ultramem)
@@ -488,6 +522,94 @@ def crossover_batch(
         if hit.size:
             return int(b[hit[0]])
     return None
+
+
+def batch_reading_fraction(memory: UltraMemSpec, fraction: float) -> int:
+    """Smallest B at which one step's expected distinct rows reach ``fraction`` of the table.
+
+    Expected distinct rows: N·(1 - (1 - 1/N)^(B·m·H)) (uniform, independent selections), so
+    B = ceil(log(1 - fraction) / (m·H·log(1 - 1/N))), about (N / (m·H))·ln(1 / (1 - fraction)).
+
+    Args:
+        memory: an :class:`UltraMemSpec`.
+        fraction: in (0, 1).
+    Returns:
+        int >= 1.
+    """
+    if not isinstance(memory, UltraMemSpec):
+        raise TypeError(f"memory must be an UltraMemSpec, got {type(memory).__name__}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+    per_step = memory.top_m * memory.num_heads
+    if memory.num_values == 1:
+        return 1
+    b = math.log1p(-fraction) / (per_step * math.log1p(-1 / memory.num_values))
+    b = max(1, math.ceil(b))
+    while b > 1 and memory.rows_touched(b - 1) >= fraction * memory.num_values:   # float rounding
+        b -= 1
+    while memory.rows_touched(b) < fraction * memory.num_values:
+        b += 1
+    return b
+
+
+# The released training script's memory layer (run_ultramem_v1.sh in the authors' repository,
+# Ultra-Sparse-Memory-Network; the UltraMemLayerV1 constructor supplies E, r and h, which the
+# script does not pass).
+RELEASED_V1_SCRIPT = {
+    "d_model": 768, "n_layers": 20, "mem_head": 2, "mem_knn": 80, "mem_kdim": 192, "mem_vdim": 384,
+    "mem_knum": 808, "mem_insert_way": "2:5/6:9/10:13/14:17",
+    "value_expand_time": 4, "tucker_rank": 2, "tucker_multihead": 2,   # constructor defaults
+}
+
+ULTRAMEM_LAYER = UltraMemSpec(
+    d_model=RELEASED_V1_SCRIPT["d_model"],
+    num_values=RELEASED_V1_SCRIPT["mem_knum"] ** 2,          # N = knum^2 physical rows (652,864)
+    value_dim=RELEASED_V1_SCRIPT["mem_vdim"],                # D_v = D/2
+    key_dim=RELEASED_V1_SCRIPT["mem_kdim"],                  # D_k
+    num_heads=RELEASED_V1_SCRIPT["mem_head"],                # H
+    top_m=RELEASED_V1_SCRIPT["mem_knn"],                     # m per head, so H·m = 160 per token
+    expansion=RELEASED_V1_SCRIPT["value_expand_time"],       # E; n' = 2·808 = 1616 keys per side
+    tucker_rank=RELEASED_V1_SCRIPT["tucker_rank"],
+    num_cores=RELEASED_V1_SCRIPT["tucker_multihead"],
+    name="UltraMem's layer (run_ultramem_v1.sh)",
+)
+"""UltraMem's layer: the reference sizes of the book, from the released training script."""
+
+
+def deviations_from_reference(spec: UltraMemSpec) -> dict[str, tuple[int, int]]:
+    """The fields in which ``spec`` differs from :data:`ULTRAMEM_LAYER`: {field: (reference, spec's)}.
+
+    ``name`` and ``bytes_per_param`` are not sizes and are not compared.
+    """
+    if not isinstance(spec, UltraMemSpec):
+        raise TypeError(f"spec must be an UltraMemSpec, got {type(spec).__name__}")
+    out = {}
+    for f in dataclasses.fields(UltraMemSpec):
+        if f.name in ("name", "bytes_per_param"):
+            continue
+        ref, got = getattr(ULTRAMEM_LAYER, f.name), getattr(spec, f.name)
+        if ref != got:
+            out[f.name] = (ref, got)
+    return out
+
+
+def reference_layer(**changes: int) -> UltraMemSpec:
+    """:data:`ULTRAMEM_LAYER`, with ``changes`` applied and named in the spec's ``name``.
+
+    ``reference_layer()`` is the released layer itself; ``reference_layer(num_cores=8)`` is named
+    "UltraMem's layer (run_ultramem_v1.sh), deviation: num_cores 2 -> 8", so that a printout says
+    where it departs from the released sizes.
+    """
+    sizes = {f.name for f in dataclasses.fields(UltraMemSpec)} - {"name"}
+    unknown = sorted(set(changes) - sizes)
+    if unknown:
+        raise TypeError(f"changes must be UltraMemSpec fields ({', '.join(sorted(sizes))}), got {', '.join(unknown)}")
+    spec = dataclasses.replace(ULTRAMEM_LAYER, **changes)
+    dev = deviations_from_reference(spec)
+    if dev:
+        label = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in dev.items())
+        spec = dataclasses.replace(spec, name=f"{ULTRAMEM_LAYER.name}, deviation: {label}")
+    return spec
 
 
 def _round_to(x: float, multiple: int) -> int:
@@ -522,7 +644,8 @@ def paper_1p6b_configs(
           (the paper's text, via the seed summary).
         * UltraMem: E = 4, r = 2, h = 2 (Table 5); D_v = D/2 ("half vdim", Table 2);
           one query shared by the heads, keys per head (released code).
-    Assumed here (Table 6, which gives widths, heads and top-m, was not available to us):
+    ASSUMED here, not from the sources (the paper's Table 6, which gives widths, heads and top-m,
+    was not available to us; every number this function produces rests on these assumptions):
         * D = 2048, L = 32, MLP inner width 4·D, attention 4·D² per block. Check: L·12·D² =
           1.611e9 params and 2·1.611e9 = 3.22e9 FLOPs/token, matching Dense-1.6B's Table 1 row.
         * ``moe_expert_width="table1"`` (default) solves the expert width from Table 1's MoE
@@ -532,11 +655,14 @@ def paper_1p6b_configs(
           3.23 GFLOPs). An int sets the width.
         * UltraMem: ``num_memory_layers`` = 6 memory layers, H = ``num_heads`` = 2,
           m = ``top_m`` = 64 per head (m·H = 128, PKM's original H·m), D_k = ``key_dim`` = 128.
+          For comparison, the released script's smaller model (:data:`ULTRAMEM_LAYER`) has H = 2
+          (the same), m = 80 and D_k = 192; pass ``top_m=80, key_dim=192`` to use those.
         * Matching: the UltraMem model keeps L blocks of attention + dense FFN; its FFN width is
           narrowed so that its FLOPs/token equal the MoE model's (the paper trades dense compute
           for memory compute the same way, Table 2), then N is chosen so that total parameters
           equal the MoE model's.
-    What this model gives against Fig. 1c (weights only, ``kv_cache_len=0``): MoE/UltraMem is
+    What this model gives against Fig. 1c (weights only, ``kv_cache_len=0``; every number below
+    rests on the assumed widths above): MoE/UltraMem is
     ≈1 at B = 1 (two experts per layer read as much as one dense FFN), peaks at ≈11.5 near
     B = 64 (every expert touched, few value rows), then falls (≈10.9 at 256, ≈8.4 at 1024) as
     UltraMem's value reads grow. The paper prints 18.1, 18.8, 17.3, 13.0: the same rise-and-fall

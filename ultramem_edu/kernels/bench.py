@@ -37,6 +37,14 @@ the torch code only; ``api_ms`` adds the public entry point's validation (a min/
 which syncs with the host). The torch reference materialises (B, k, D_v) several times; it is skipped
 where that would exceed REFERENCE_LIMIT bytes, and F.embedding_bag applies only to E = 1, h = 1.
 
+A forward-only variant is timed next to the forward kernel (``triton_onepass_ms``,
+``onepass_speedup``): ``lookup_forward_onepass`` reads each tile of value rows once for all E virtual
+blocks, where the default forward makes E passes over the selections with about 1/E of each tile's
+rows live per pass. The roofline floor is the same for both; the question for the GPU is whether the
+default kernel, with fewer bytes in flight per program at E = 4, is latency-bound (Little's law:
+achieved bandwidth = bytes in flight / latency), and whether the one-pass kernel's larger
+accumulator costs more than it saves. It is a measurement to make, not a prediction.
+
 Targets (``TARGETS``; printed after the table and stored with the results): at large shapes (at least
 LARGE_BYTES of model traffic) the forward reaches 80 % of the measured copy bandwidth and the forward
 + backward 50 %; and the Triton lookup is faster than F.embedding_bag and than the torch composition
@@ -206,6 +214,8 @@ def bench_shape(shape: Shape, n: int, device: str, timer, use_triton: bool) -> l
 
         backends["triton"] = lambda: kernels.value_lookup_triton(values, indices, scores, shape.num_blocks, False)
         backends["triton_det"] = lambda: kernels.value_lookup_triton(values, indices, scores, shape.num_blocks, True)
+        backends["triton_onepass"] = lambda: kernels.lookup_forward_onepass(
+            values.detach(), indices, scores.detach(), shape.num_blocks)
         backends["api"] = lambda: value_lookup(values, indices, scores, shape.num_blocks, backend="triton")
     if shape.tokens * shape.k * shape.d_v * 4 <= REFERENCE_LIMIT:
         backends["torch"] = lambda: value_lookup_reference(values, indices, scores, shape.num_blocks)
@@ -218,7 +228,7 @@ def bench_shape(shape: Shape, n: int, device: str, timer, use_triton: bool) -> l
         backward = pass_name == "fwd+bwd"
         ms, results = {}, {}
         for name, fn in backends.items():
-            if name == "triton_det" and not backward:
+            if (name == "triton_det" and not backward) or (name == "triton_onepass" and backward):
                 continue
             if backward:
                 def step(fn=fn):
@@ -241,7 +251,10 @@ def bench_shape(shape: Shape, n: int, device: str, timer, use_triton: bool) -> l
         err = None
         if "triton" in results and base is not None:
             err = max(float((a.float() - b.float()).abs().max()) for a, b in zip(results["triton"], results[base]))
-        t = ms.get("triton")
+        onepass_err = None
+        if "triton_onepass" in results and base is not None:
+            onepass_err = float((results["triton_onepass"][0].float() - results[base][0].float()).abs().max())
+        t, t1 = ms.get("triton"), ms.get("triton_onepass")
         rows.append({
             "tokens": shape.tokens, "k": shape.k, "d_v": shape.d_v, "num_blocks": shape.num_blocks,
             "cores": shape.cores, "dtype": str(shape.dtype).removeprefix("torch."), "pass": pass_name,
@@ -252,6 +265,8 @@ def bench_shape(shape: Shape, n: int, device: str, timer, use_triton: bool) -> l
             "speedup_vs_torch": ms["torch"] / t if t and "torch" in ms else None,
             "speedup_vs_embedding_bag": ms["embedding_bag"] / t if t and "embedding_bag" in ms else None,
             "max_abs_err": err, "error_vs": base,
+            "triton_onepass_ms": t1, "onepass_speedup": t / t1 if t and t1 else None,
+            "onepass_max_abs_err": onepass_err,
         })
     return rows
 
@@ -270,7 +285,8 @@ def print_row(r: dict) -> None:
           f"{r['pass']:>7} {_fmt(_us(r['triton_ms']), '9.1f')} {_fmt(_us(r['torch_ms']), '9.1f')} "
           f"{_fmt(_us(r['embedding_bag_ms']), '9.1f')} {_fmt(r['triton_GBps'], '8.0f')} "
           f"{_fmt(r['frac_of_copy_bw'], '5.2f')} {_fmt(r['speedup_vs_torch'], '6.1f')} "
-          f"{_fmt(r['speedup_vs_embedding_bag'], '6.1f')} {_fmt(r['max_abs_err'], '8.1e')}", flush=True)
+          f"{_fmt(r['speedup_vs_embedding_bag'], '6.1f')} {_fmt(r['max_abs_err'], '8.1e')} "
+          f"{_fmt(r['onepass_speedup'], '6.2f')}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -316,7 +332,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"# value lookup benchmark on {meta['device']} ({meta['mode']})")
     print(f"# torch {meta['torch']}, triton {meta['triton']}; copy bandwidth {copy_gbps:.0f} GB/s (read+write)")
     print(f"{'tokens':>6} {'k':>4} {'D_v':>4} {'E':>2} {'h':>2} {'dtype':>8} {'pass':>7} {'triton us':>9} "
-          f"{'torch us':>9} {'ebag us':>9} {'GB/s':>8} {'/copy':>5} {'xtorch':>6} {'xebag':>6} {'max err':>8}")
+          f"{'torch us':>9} {'ebag us':>9} {'GB/s':>8} {'/copy':>5} {'xtorch':>6} {'xebag':>6} {'max err':>8} "
+          f"{'x1pass':>6}")
     rows = []
     out = Path(args.out_dir)
     for i, shape in enumerate(shapes):

@@ -82,6 +82,49 @@ def _fwd_kernel(
 
 
 @triton.jit
+def _fwd_onepass_kernel(
+    values_ptr, indices_ptr, scores_ptr, out_ptr,
+    N, K, S, E,
+    stride_vn, stride_vd,
+    stride_ib, stride_ik,
+    stride_sb, stride_sk, stride_sh,
+    stride_ob, stride_oe, stride_od,
+    ACC_DTYPE: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_E: tl.constexpr,
+):
+    """The forward in one pass over the k selections: all E blocks accumulate side by side.
+
+    Same grid and result as ``_fwd_kernel``. Each (BLOCK_K, BLOCK_D) tile of value rows is loaded
+    once with every row live (only the k and column masks), instead of once per block with about
+    1/E of its rows live; the scores are spread over a (BLOCK_K, BLOCK_E) one-hot matrix of blocks
+    and the tile is reduced into a (BLOCK_E, BLOCK_D) accumulator. The price: BLOCK_E times the
+    accumulator registers and BLOCK_E times the multiply-adds (a benchmark variant; BLOCK_E is the
+    next power of two >= E). The authors' CUDA forward does the same reduction as a tensor-core
+    product of the value tile with a (k, 8) masked-score matrix.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1)
+    offs_d = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)    # (BLOCK_D,)
+    d_mask = offs_d < S
+    cols = c * S + offs_d
+    blocks = tl.arange(0, BLOCK_E)                                 # (BLOCK_E,)
+    acc = tl.zeros((BLOCK_E, BLOCK_D), dtype=ACC_DTYPE)
+    for k0 in range(0, K, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        k_mask = offs_k < K
+        virtual = tl.load(indices_ptr + b * stride_ib + offs_k * stride_ik, mask=k_mask, other=0).to(tl.int64)
+        block = virtual // N
+        row = virtual - block * N
+        w = tl.load(scores_ptr + b * stride_sb + offs_k * stride_sk + c * stride_sh,
+                    mask=k_mask, other=0.0).to(ACC_DTYPE)          # (BLOCK_K,)
+        v = tl.load(values_ptr + row[:, None] * stride_vn + cols[None, :] * stride_vd,
+                    mask=k_mask[:, None] & d_mask[None, :], other=0.0).to(ACC_DTYPE)   # (BLOCK_K, BLOCK_D)
+        w_blocks = tl.where(block[:, None] == blocks[None, :], w[:, None], 0.0)      # (BLOCK_K, BLOCK_E)
+        acc += tl.sum(w_blocks[:, :, None] * v[:, None, :], axis=0)                  # (BLOCK_E, BLOCK_D)
+    tl.store(out_ptr + b * stride_ob + blocks[:, None] * stride_oe + cols[None, :] * stride_od,
+             acc.to(out_ptr.dtype.element_ty), mask=(blocks < E)[:, None] & d_mask[None, :])
+
+
+@triton.jit
 def _bwd_kernel(
     values_ptr, indices_ptr, scores_ptr, grad_out_ptr, grad_values_ptr, grad_scores_ptr,
     N, K, S,
@@ -199,6 +242,33 @@ def lookup_forward(values: torch.Tensor, indices: torch.Tensor, scores: torch.Te
         n, k, s, num_blocks,
         *values.stride(), *indices.stride(), *scores.stride(), *out.stride(),
         ACC_DTYPE=_tl_dtype(_acc_dtype(values)), BLOCK_K=BLOCK_K, BLOCK_D=block_d,
+    )
+    return out
+
+
+def lookup_forward_onepass(
+    values: torch.Tensor, indices: torch.Tensor, scores: torch.Tensor, num_blocks: int
+) -> torch.Tensor:
+    """``lookup_forward`` with ``_fwd_onepass_kernel``: one pass over the selections for all blocks.
+
+    A benchmark variant (no autograd, not behind ``value_lookup``); same arguments and result.
+    """
+    n, d_v = values.shape
+    b, k, h = scores.shape
+    s = d_v // h
+    out = values.new_empty(b, num_blocks, d_v)
+    if b == 0:
+        return out
+    if k == 0:
+        return out.zero_()
+    block_d = _block_d(s)
+    grid = (b, h, triton.cdiv(s, block_d))
+    _fwd_onepass_kernel[grid](
+        values, indices, scores, out,
+        n, k, s, num_blocks,
+        *values.stride(), *indices.stride(), *scores.stride(), *out.stride(),
+        ACC_DTYPE=_tl_dtype(_acc_dtype(values)), BLOCK_K=BLOCK_K, BLOCK_D=block_d,
+        BLOCK_E=triton.next_power_of_2(num_blocks),
     )
     return out
 
