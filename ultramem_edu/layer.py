@@ -44,7 +44,10 @@ __all__ = [
 
 @dataclass
 class UltraMemConfig:
-    """Configuration of one UltraMem layer. Defaults: the paper's choices (method.md §3–§7).
+    """Configuration of one UltraMem layer. Defaults: UltraMem's switches (method.md §3–§7) on a
+    square grid and without the query convolution; :meth:`paper` is Table 2's final layer (the
+    ablation ladder's last rung), with the rectangular "half D_v, twice the values" grid and the
+    convolution.
 
     Sizes:
         d_model: D, input/output width.
@@ -180,6 +183,23 @@ class UltraMemConfig:
             raise ValueError(f"keys_per_side is defined for square grids; this grid is {self.grid_shape} "
                              "(grid_aspect > 1): use grid_shape")
         return keys_per_side(self.num_values, self.expansion)
+
+    @classmethod
+    def paper(cls, d_model: int, num_values: int = 2048, conv_kernel: int = 5, **overrides) -> "UltraMemConfig":
+        """Table 2's final UltraMem layer: every switch of :func:`ablation_ladder`'s last rung.
+
+        Unlike the defaults, ``num_values`` N = 2n² values of width D/2 lie on an n × 2n grid
+        (``grid_aspect=2``, the "half D_v, twice the values" rung) and a causal depthwise
+        convolution of width ``conv_kernel`` precedes the query (the sources give no width; 5 is
+        the unofficial implementations' choice). ``ablation_ladder(d_model, num_values=n²)[-1]``
+        is ``UltraMemConfig.paper(d_model, num_values=2 * n²)``.
+        """
+        check_int("num_values", num_values, 2)
+        if num_values % 2:
+            raise ValueError(f"num_values must be 2·n² (an n × 2n grid), got {num_values}")
+        base = dict(num_values=num_values, grid_aspect=2, query_conv_kernel=conv_kernel)
+        base.update(overrides)
+        return cls(d_model=d_model, **base)
 
     @classmethod
     def pkm(cls, d_model: int, **overrides) -> "UltraMemConfig":
