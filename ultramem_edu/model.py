@@ -281,7 +281,9 @@ class TransformerLM(nn.Module):
             pair, so each pair gets its own parameters. Default: ``config.memory.build_layers(wiring)``
             when the config has that method (UltraMemV2, Memory+ and PEER configs: layers that share
             one value pool are built together), else :func:`build_memory_layer`. The layer must map
-            (B, T, D) to a :class:`~ultramem_edu.types.MemoryOutput`.
+            (B, T, D) to a :class:`~ultramem_edu.types.MemoryOutput`; a layer whose
+            ``reads_token_ids`` is true (:class:`~ultramem_edu.engram.EngramLayer`) is called as
+            ``layer(h, token_ids=idx)``.
     """
 
     def __init__(
@@ -369,7 +371,7 @@ class TransformerLM(nn.Module):
             x, h, aux = block(x)                                        # (B, T, D), (B, T, D), ()
             moe_aux = moe_aux + aux
             for k in self._reads_at[block_index]:
-                memory_outputs[k] = self._run_memory(k, h)
+                memory_outputs[k] = self._run_memory(k, h, idx)
             for k in self._writes_at[block_index]:
                 x = x + memory_outputs[k].output                        # (B, T, D)
         logits = self.lm_head(self.ln_f(x))                             # (B, T, V)
@@ -390,8 +392,10 @@ class TransformerLM(nn.Module):
             memory=list(memory_outputs) if return_memory else None,
         )
 
-    def _run_memory(self, k: int, h: torch.Tensor) -> MemoryOutput:
-        out = self.memories[k](h)
+    def _run_memory(self, k: int, h: torch.Tensor, idx: torch.Tensor) -> MemoryOutput:
+        memory = self.memories[k]
+        # a layer addressed by the input tokens (Engram) says so; every other layer sees only h
+        out = memory(h, token_ids=idx) if getattr(memory, "reads_token_ids", False) else memory(h)
         if not isinstance(out, MemoryOutput):
             raise TypeError(
                 f"memory layer {k} must return a MemoryOutput, got {type(out).__name__}"
