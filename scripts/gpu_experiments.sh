@@ -17,7 +17,7 @@ export OMP_NUM_THREADS=1
 start=$(date +%s)
 for ((i = 0; i < SHARDS; i++)); do
   (
-    for name in lm scaling ladder topology facts budget; do   # budget last: it needs lm's chosen rates
+    for name in evidence lm scaling ladder topology facts budget; do   # budget last: it needs lm's chosen rates
       left=$(( LIMIT - ($(date +%s) - start) ))
       [ "$left" -gt 5 ] || break
       timeout "$left" "$PY" -m ultramem_edu.experiments "$name" --device cuda --resume --no-progress --shard "$i/$SHARDS"
@@ -26,7 +26,7 @@ for ((i = 0; i < SHARDS; i++)); do
 done
 wait
 echo "sharded pass: $(( $(date +%s) - start )) s"
-for name in lm scaling ladder topology facts budget; do
+for name in evidence lm scaling ladder topology facts budget; do
   timeout 25 "$PY" -m ultramem_edu.experiments "$name" --device cuda --resume --no-progress \
     || "$PY" -m ultramem_edu.experiments "$name" --device cuda --collect --no-progress
 done 2>&1 | grep -v "^$" | tail -n 20

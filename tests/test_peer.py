@@ -57,3 +57,32 @@ def test_input_validation():
         PEERLayer(object())
     with pytest.raises(ValueError, match="x"):
         PEERLayer(PEERConfig(8, num_experts=16, topk=2))(torch.randn(2, 7))
+
+
+@settings(max_examples=8, deadline=None)
+@given(heads=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_shared_keys_one_set_for_all_heads(heads, seed):
+    """shared_keys: one key set (2, 1, n, D_k) read by every head; the efficient path still equals the
+    all-experts reference, and two heads with the same query pick the same experts."""
+    torch.manual_seed(seed)
+    cfg = PEERConfig(16, num_experts=36, key_dim=4, num_heads=heads, topk=3, shared_keys=True)
+    layer = PEERLayer(cfg).eval()
+    assert layer.keys.shape == (2, 1, 6, 4)
+    x = torch.randn(5, 16)
+    fast, ref = layer(x), layer.forward_reference(x)
+    torch.testing.assert_close(fast.output, ref.output, atol=1e-5, rtol=1e-5)
+    if heads > 1:
+        with torch.no_grad():
+            w = layer.query.weight.view(heads, 2 * cfg.key_dim, 16)
+            w[1:] = w[0]
+            b = layer.query.bias.view(heads, 2 * cfg.key_dim)
+            b[1:] = b[0]
+        q = layer(x).indices
+        assert torch.equal(q[:, 0], q[:, 1])
+    unshared = PEERLayer(PEERConfig(16, num_experts=36, key_dim=4, num_heads=heads, topk=3))
+    assert unshared.keys.shape == (2, heads, 6, 4)
+
+
+def test_shared_keys_must_be_bool():
+    with pytest.raises(TypeError, match="shared_keys"):
+        PEERConfig(16, num_experts=36, key_dim=4, shared_keys=1)

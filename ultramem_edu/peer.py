@@ -1,8 +1,8 @@
 """PEER — parameter-efficient expert retrieval (He, 2024, "Mixture of A Million Experts", arXiv 2407.04153).
 
 N = n² experts, each a single hidden neuron: a down vector u_i ∈ R^D and an up vector v_i ∈ R^D,
-expert_i(x) = σ(u_iᵀ x) v_i. Each of H heads has its own query and product keys and retrieves its
-own top-k experts (exact two-stage product-key search, :mod:`product_keys`); the gates are the
+expert_i(x) = σ(u_iᵀ x) v_i. Each of H heads has its own query (and, unless ``shared_keys``, its own
+product keys; the PEER paper shares one set among the heads) and retrieves its own top-k experts (exact two-stage product-key search, :mod:`product_keys`); the gates are the
 softmax of the head's k scores, and the heads' outputs are summed:
 
     y = Σ_h Σ_{i ∈ top-k_h} g_{h,i} · σ(u_iᵀ x) · v_i
@@ -43,6 +43,9 @@ class PEERConfig:
         activation: σ, "gelu" (default), "relu" or "silu".
         query_norm: "batchnorm", "layernorm" or "none".
         kernel_backend: for the weighted sum of up vectors.
+        shared_keys: one set of product keys for all heads, as the PEER paper describes (each head
+            still has its own query); False (the default, kept for the runs made with it) gives every
+            head its own keys.
     """
 
     d_model: int
@@ -53,9 +56,12 @@ class PEERConfig:
     activation: str = "gelu"
     query_norm: str = "batchnorm"
     kernel_backend: str = "auto"
+    shared_keys: bool = False
 
     def __post_init__(self) -> None:
         check_int("d_model", self.d_model, 1)
+        if not isinstance(self.shared_keys, bool):
+            raise TypeError(f"shared_keys must be a bool, got {type(self.shared_keys).__name__}")
         check_int("num_experts", self.num_experts, 1)
         if not is_perfect_square(self.num_experts):
             raise ValueError(f"num_experts must be a perfect square (an n×n grid), got {self.num_experts}")
@@ -90,7 +96,8 @@ class PEERLayer(nn.Module):
                            "layernorm": lambda: nn.LayerNorm(c.key_dim, bias=False),
                            "none": lambda: None}[c.query_norm]()
         bound = c.key_dim ** -0.5
-        self.keys = nn.Parameter(torch.empty(2, c.num_heads, c.num_keys, c.key_dim).uniform_(-bound, bound))
+        key_sets = 1 if c.shared_keys else c.num_heads
+        self.keys = nn.Parameter(torch.empty(2, key_sets, c.num_keys, c.key_dim).uniform_(-bound, bound))
         self.down = nn.Parameter(torch.randn(c.num_experts, c.d_model) * c.d_model ** -0.5)   # u_i
         self.up = nn.Parameter(torch.randn(c.num_experts, c.d_model) * c.d_model ** -0.5)     # v_i
 
@@ -107,7 +114,8 @@ class PEERLayer(nn.Module):
         q = q.view(-1, c.num_heads, 2, c.key_dim)
         if isinstance(self.query_norm, nn.LayerNorm):
             q = self.query_norm(q)
-        return torch.einsum("bhsd,shkd->bhsk", q, self.keys)
+        keys = self.keys.expand(2, c.num_heads, c.num_keys, c.key_dim)      # shared keys: one set for all heads
+        return torch.einsum("bhsd,shkd->bhsk", q, keys)
 
     def forward(self, x: torch.Tensor) -> MemoryOutput:
         """Efficient path: per-head exact top-k, gather the k down vectors, one weighted sum of up vectors."""

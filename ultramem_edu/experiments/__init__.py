@@ -7,6 +7,9 @@ Run one, or the whole suite, from the command line::
 
 or from Python with :func:`run` (``run("lm", quick=True)``). The experiments:
 
+* ``evidence`` — the pre-registered comparison (:mod:`.preregistration`): rates chosen on selection
+  seeds, eight reported seeds for the headline families at two budgets, Holm-corrected paired tests
+  (:mod:`.evidence`);
 * ``lm`` — every model family with its complete recipe, a learning-rate sweep chosen on a select
   split, reported on a held-out split (:mod:`.lm`);
 * ``budget`` — ``lm``'s headline families again with twice the characters, at ``lm``'s chosen rates (:mod:`.budget`);
@@ -31,6 +34,7 @@ __all__ = ["EXPERIMENTS", "SUITE", "run"]
 
 # name -> (module, function)
 EXPERIMENTS = {
+    "evidence": ("evidence", "run_evidence"),
     "lm": ("lm", "run_lm"),
     "budget": ("budget", "run_budget"),
     "scaling": ("scaling", "run_scaling"),
@@ -40,7 +44,7 @@ EXPERIMENTS = {
     "dynamics": ("dynamics", "run_dynamics"),
 }
 # what ``all`` runs, in this order (headline comparisons first)
-SUITE = ("lm", "budget", "scaling", "ladder", "facts", "topology")
+SUITE = ("evidence", "lm", "budget", "scaling", "ladder", "facts", "topology")
 
 
 def run(name: str, **kwargs) -> dict:

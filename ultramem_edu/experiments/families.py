@@ -12,6 +12,7 @@ The recipes (what each model trains with besides its architecture):
 =====================  ==================================================================================
 ``dense``              FFN hidden 4·D.
 ``moe``                top-2 of ``n_experts`` experts of hidden 2·D (activated FFN = one dense 4·D FFN).
+``moe_matched``        the same, with as many experts as match UltraMem's total parameters too.
 ``pkm``                Lample et al.'s PKM (softmax, BatchNorm query, one query per head, values D wide)
                        on an n × a·n grid; values train at a constant lr 10⁻³ (Lample et al. 2019).
 ``ultramem_paper_k10`` UltraMem (E=4, r=2, h=2, aux loss) with the paper's initialisation and the value
@@ -137,6 +138,23 @@ def _moe(ctx: FamilyContext, num_values: int | None = None) -> Family:
                   f"MoE, top-2 of {ctx.n_experts} experts of hidden {2 * ctx.d_model}", 2 * ctx.d_model)
 
 
+def _moe_matched(ctx: FamilyContext, num_values: int | None = None) -> Family:
+    """MoE at the memory models' total parameters as well as their activated ones: top-2 experts of hidden
+    2·D (the dense model's activated FFN), as many experts (at least 2) as bring the model's total
+    parameters closest to UltraMem's (``ultramem_released`` at ``num_values``, or at N = 2·(8·D)² values
+    when none is given)."""
+    n = num_values if num_values is not None else 2 * (8 * ctx.d_model) ** 2
+    target = model_parameter_counts(MODEL_FAMILIES["ultramem_released"](ctx, n).build())["total"]
+
+    def build(e):
+        return build_lm("moe", ctx.vocab_size, ctx.sizes, moe=MoEConfig(ctx.d_model, n_experts=e, top_k=2))
+    experts = min(range(2, 4 * ctx.n_experts + 1),
+                  key=lambda e: abs(model_parameter_counts(build(e))["total"] - target))
+    return Family("moe_matched", lambda: build(experts), {},
+                  f"MoE, top-2 of {experts} experts of hidden {2 * ctx.d_model} (total parameters matched to "
+                  f"UltraMem's at N = {n})", 2 * ctx.d_model)
+
+
 def _dense_narrow(ctx: FamilyContext, num_values: int) -> Family:
     """A control, not a contender: the dense model with the FFN width that UltraMem (paper recipe) keeps
     at ``num_values`` — UltraMem with its memory taken out. Below the activated budget by construction."""
@@ -148,6 +166,7 @@ def _dense_narrow(ctx: FamilyContext, num_values: int) -> Family:
 MODEL_FAMILIES: dict[str, Callable[[FamilyContext, int], Family]] = {
     "dense": _dense,
     "moe": _moe,
+    "moe_matched": _moe_matched,
     "pkm": _pkm,
     "ultramem_paper_k10": _ultramem("unit", 10.0, "ultramem_paper_k10"),
     "ultramem_paper_k4": _ultramem("unit", 4.0, "ultramem_paper_k4"),

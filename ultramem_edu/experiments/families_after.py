@@ -20,7 +20,8 @@ from ..peer import PEERConfig
 from ..v2 import UltraMemV2Config
 from .families import Family, FamilyContext, _matched, register_family
 
-__all__ = ["AFTER_FAMILIES", "ultramem_v2_family", "peer_family", "memory_plus_family"]
+__all__ = ["AFTER_FAMILIES", "V2_RECIPES", "ultramem_v2_family", "ultramem_v2_released_family",
+           "ultramem_v2_readme_family", "peer_family", "peer_shared_family", "memory_plus_family"]
 
 
 def _square_at_most(n: float, low: int = 4) -> int:
@@ -34,30 +35,70 @@ def _check(num_values) -> int:
     return num_values
 
 
-def ultramem_v2_family(ctx: FamilyContext, num_values: int) -> Family:
-    """UltraMemV2 (Huang et al., 2025) in every block, one shared pool, the released recipe.
+# UltraMemV2 recipes by source. "released": the run script ``run_ultramem_v2.sh`` of the authors'
+# repository (mem_value_lr_times=1.0, mem_share_ratio=0.0625, mem_key_expand_time=2, mem_head=1; the
+# balance loss coefficient mem_key_balance_reg_coef defaults to 0.0 in olmo/config.py and the script does
+# not set it). "readme": the README's 227M example (value lr ×4, share 1/2), with the balance loss at 0.01.
+V2_RECIPES = {
+    "released": dict(value_lr_k=1.0, share_ratio=0.0625, key_expansion=2, balance_coef=0.0),
+    "readme": dict(value_lr_k=4.0, share_ratio=0.5, key_expansion=2, balance_coef=0.01),
+}
 
-    Memory: L layers each adding ``values_per_layer`` rows to one pool (the largest square ≤ N/(2L),
-    so values + pre-values hold ≈ N·D/2 parameters), windows of half the pool (share ratio 0.5), one
-    head of top-2·m (as many rows per token as UltraMem's two heads of top-m), values and pre-values
-    D/2 wide (the released configs have k_dim = v_dim = pre_v_dim), TDQKR (rank 2, two cores), keys expanded ×2, balance loss 0.01, the paper's Appendix A.3 initialisation.
-    Recipe: the value learning-rate multiplier k = 4 of the released configs (``value lr ×4``). The
-    paper reports that a constant 1× value lr wins by 1.4 T tokens; at our few million characters we
-    train with the recipe the released code ships.
-    """
+
+def _ultramem_v2(ctx: FamilyContext, num_values: int, recipe: str, name: str) -> Family:
+    r = V2_RECIPES[recipe]
     n = _check(num_values)
     L = ctx.n_layers
     vpl = _square_at_most(n / (2 * L))
     half = max(1, ctx.d_model // 2)
-    topm = min(2 * ctx.topm, 2 * math.isqrt(vpl))
+    probe = UltraMemV2Config(ctx.d_model, num_layers=L, values_per_layer=vpl, value_dim=half, pre_value_dim=half,
+                             key_dim=ctx.key_dim, num_heads=1, topm=1, share_ratio=r["share_ratio"],
+                             key_expansion=r["key_expansion"], balance_coef=r["balance_coef"])
+    # the lm experiment's ultramem_v2 runs were made with the bound 2·√vpl and the description below;
+    # both are kept for that name so that its stored runs keep their fingerprints
+    legacy = name == "ultramem_v2"
+    topm = min(2 * ctx.topm, 2 * math.isqrt(vpl) if legacy else probe.keys_per_side(L))
     cfg = UltraMemV2Config(ctx.d_model, num_layers=L, values_per_layer=vpl, value_dim=half, pre_value_dim=half,
-                           key_dim=ctx.key_dim, num_heads=1, topm=topm, init_samples=1024)
-    return _matched(ctx, cfg, "ultramem_v2", {"value_lr_k": 4.0},
-                    f"UltraMemV2 in all {L} blocks, pool {L}×{vpl} rows × {half} (+ pre-values), window "
-                    f"share 0.5, 1 head, top-{topm}, value lr k=4 (released)", wiring=default_wiring(L, L))
+                           key_dim=ctx.key_dim, num_heads=1, topm=topm, init_samples=1024,
+                           share_ratio=r["share_ratio"], key_expansion=r["key_expansion"],
+                           balance_coef=r["balance_coef"])
+    if legacy:
+        description = (f"UltraMemV2 in all {L} blocks, pool {L}×{vpl} rows × {half} (+ pre-values), window "
+                       f"share 0.5, 1 head, top-{topm}, value lr k=4 (released)")
+    else:
+        description = (f"UltraMemV2 in all {L} blocks, pool {L}×{vpl} rows × {half} (+ pre-values), window "
+                       f"share {r['share_ratio']:g}, keys ×{r['key_expansion']}, 1 head, top-{topm}, balance "
+                       f"{r['balance_coef']:g}, value lr k={r['value_lr_k']:g} ({recipe} recipe)")
+    return _matched(ctx, cfg, name, {"value_lr_k": r["value_lr_k"]}, description, wiring=default_wiring(L, L))
 
 
-def peer_family(ctx: FamilyContext, num_values: int) -> Family:
+def ultramem_v2_family(ctx: FamilyContext, num_values: int) -> Family:
+    """UltraMemV2 (Huang et al., 2025) in every block, one shared pool, the README's recipe (the runs of
+    the ``lm`` experiment were made with it under the name ``ultramem_v2``).
+
+    Memory: L layers each adding ``values_per_layer`` rows to one pool (the largest square ≤ N/(2L),
+    so values + pre-values hold ≈ N·D/2 parameters), windows of half the pool (share ratio 0.5), one
+    head of top-2·m (as many rows per token as UltraMem's two heads of top-m), values and pre-values
+    D/2 wide, TDQKR (rank 2, two cores), keys expanded ×2, balance loss 0.01, the paper's Appendix A.3
+    initialisation. Recipe: value learning-rate multiplier k = 4 (:data:`V2_RECIPES` ``"readme"``).
+    """
+    return _ultramem_v2(ctx, num_values, "readme", "ultramem_v2")
+
+
+def ultramem_v2_released_family(ctx: FamilyContext, num_values: int) -> Family:
+    """UltraMemV2 with the released run script's recipe (:data:`V2_RECIPES` ``"released"``): value lr
+    ×1.0, window share 1/16, keys ×2, one head, balance loss off. Sizes as :func:`ultramem_v2_family`.
+    With our 4 blocks the 1/16 window is a quarter of one layer's rows (the script's 16-layer model reads
+    one layer's worth); the value kept is the script's, as written."""
+    return _ultramem_v2(ctx, num_values, "released", "ultramem_v2_released")
+
+
+def ultramem_v2_readme_family(ctx: FamilyContext, num_values: int) -> Family:
+    """:func:`ultramem_v2_family` under the name that says where its recipe comes from."""
+    return _ultramem_v2(ctx, num_values, "readme", "ultramem_v2_readme")
+
+
+def _peer(ctx: FamilyContext, num_values: int, shared_keys: bool, name: str) -> Family:
     """PEER (He, 2024): single-neuron experts retrieved with product keys, one skip-layer memory.
 
     Memory: the largest square ≤ N/4 experts (each a down and an up vector of width D, so ≈ N·D/2
@@ -69,10 +110,21 @@ def peer_family(ctx: FamilyContext, num_values: int) -> Family:
     experts = _square_at_most(n / 4)
     heads = 2 * ctx.mem_heads
     cfg = PEERConfig(ctx.d_model, num_experts=experts, key_dim=ctx.key_dim, num_heads=heads,
-                     topk=min(ctx.topm, math.isqrt(experts)))
-    return _matched(ctx, cfg, "peer", {},
-                    f"PEER, {experts} single-neuron experts × {ctx.d_model}, {heads} heads × top-{cfg.topk}, "
+                     topk=min(ctx.topm, math.isqrt(experts)), shared_keys=shared_keys)
+    keys = ", one key set shared by the heads" if shared_keys else ""
+    return _matched(ctx, cfg, name, {},
+                    f"PEER, {experts} single-neuron experts × {ctx.d_model}, {heads} heads × top-{cfg.topk}{keys}, "
                     "experts at the model's lr")
+
+
+def peer_family(ctx: FamilyContext, num_values: int) -> Family:
+    """PEER with one set of product keys per head (the ``lm`` experiment's runs)."""
+    return _peer(ctx, num_values, False, "peer")
+
+
+def peer_shared_family(ctx: FamilyContext, num_values: int) -> Family:
+    """PEER with one set of product keys shared by all heads, as the PEER paper describes."""
+    return _peer(ctx, num_values, True, "peer_shared")
 
 
 def memory_plus_family(ctx: FamilyContext, num_values: int) -> Family:
@@ -94,7 +146,9 @@ def memory_plus_family(ctx: FamilyContext, num_values: int) -> Family:
                     f"{ctx.d_model}, SiLU gate, qk-norm, values at constant lr 1e-3", wiring=wiring)
 
 
-AFTER_FAMILIES = {"ultramem_v2": ultramem_v2_family, "peer": peer_family, "memory_plus": memory_plus_family}
+AFTER_FAMILIES = {"ultramem_v2": ultramem_v2_family, "ultramem_v2_released": ultramem_v2_released_family,
+                  "ultramem_v2_readme": ultramem_v2_readme_family, "peer": peer_family,
+                  "peer_shared": peer_shared_family, "memory_plus": memory_plus_family}
 
 for _name, _factory in AFTER_FAMILIES.items():
     register_family(_name, _factory, replace=True)

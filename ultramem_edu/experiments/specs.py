@@ -29,7 +29,33 @@ def _train(steps, batch, seq, every, batches=8, final=64):
                 eval_batches=batches, final_eval_batches=final)
 
 
+def _evidence(model, train, long_steps, num_values, pkm_values, **overrides):
+    """The pre-registered suite at one scale: seeds, rates, families, margin and claims from
+    :mod:`.preregistration`; sizes and budgets from the scale."""
+    from . import preregistration as p
+
+    spec = dict(model=model, train=train, long_steps=long_steps, num_values=num_values, pkm_values=pkm_values,
+                lrs=p.LRS, max_edge_steps=p.MAX_EDGE_STEPS, selection_seeds=p.SELECTION_SEEDS, seeds=p.REPORTED_SEEDS,
+                exploratory_seeds=p.EXPLORATORY_SEEDS, headline=p.HEADLINE_FAMILIES,
+                exploratory=p.EXPLORATORY_FAMILIES, value_lr_options=p.VALUE_LR_OPTIONS, margin=p.MARGIN,
+                alpha=p.ALPHA, claims=p.CLAIMS)
+    spec.update(overrides)
+    return spec
+
+
 SPECS = {
+    "evidence": {
+        "quick": _evidence(_MODEL_QUICK, _train(16, 8, 32, 8, 2, 4), 32, 2 * 16 ** 2, 16 ** 2,
+                           lrs=(1e-3, 3e-3), selection_seeds=(100,), seeds=(0, 1), exploratory_seeds=(0, 1),
+                           max_edge_steps=1, exploratory=("moe",)),
+        "full": _evidence(_MODEL_FULL, _train(2500, 16, 64, 250), 5000, 2 * 64 ** 2, 64 ** 2,
+                          note="CPU suite, pre-registered: D=64, 4 layers; lm budget 2500 steps x 16 x 64 = 2.56 M "
+                               "characters, long budget 5000 steps = 5.12 M (1.3 passes over the training split); "
+                               "rates chosen on seeds 100-101, seeds 0-7 reported (headline), 0-2 (exploratory)"),
+        "gpu": _evidence(_MODEL_GPU, _train(1000, 400, 64, 200, 8, 64), 2000, 2 * 128 ** 2, 128 ** 2,
+                         note="GPU suite, pre-registered: D=128; lm budget 1000 steps x 400 x 64 = 25.6 M "
+                              "characters, long 2000 steps = 51.2 M; the same seeds as the CPU suite"),
+    },
     "lm": {
         "quick": dict(model=_MODEL_QUICK, train=_train(16, 8, 32, 8, 2, 4), lrs=(1e-3, 3e-3, 6e-3),
                       num_values=2 * 16 ** 2, pkm_values=16 ** 2, seeds=(0, 1), family_seeds={"peer": (0,)},
