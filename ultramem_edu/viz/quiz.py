@@ -5,8 +5,11 @@ of ``{"type": "multiple_choice", "question": ..., "answers": [{"answer", "correc
 (extra keys such as ``"source"`` are ignored). The text may hold HTML (``<code>``) and TeX between
 ``$...$``.
 
-:func:`quiz_html` writes plain HTML and CSS, no JavaScript: every answer is a radio button, and
-choosing one reveals its feedback through a CSS ``:checked`` rule. So the quiz works on the static
+:func:`quiz_html` writes plain HTML and CSS, no JavaScript: every answer is a radio button with its
+own ``<label for=...>`` (ids unique on the page), and choosing one reveals its feedback through a CSS
+``:checked`` rule. The options are shown in an order shuffled by a seed
+(:func:`ultramem_edu.quizbank.shuffle_answers`; the book's pages use the fixed
+:data:`~ultramem_edu.quizbank.PUBLIC_SEED`), so the key is not always in the same place. So the quiz works on the static
 site without a kernel, offline, and before or after MathJax has loaded: the TeX is written with
 ``\\(...\\)`` and ``\\[...\\]`` delimiters and typeset with the rest of the page. jupyterquiz's own
 renderer, by contrast, typesets from JavaScript half a second after it runs and fetches MathJax from a
@@ -74,10 +77,17 @@ def load_quiz(path: str | Path) -> list[dict]:
     return questions
 
 
-def quiz_html(questions: list[dict], quiz_id: str, title: str = "Check yourself") -> str:
-    """The HTML of a quiz (see the module docstring); ``quiz_id`` makes its element ids unique on a page."""
+def quiz_html(questions: list[dict], quiz_id: str, title: str = "Check yourself", seed: int | None = 0) -> str:
+    """The HTML of a quiz (see the module docstring); ``quiz_id`` makes its element ids unique on a page.
+
+    ``seed`` shuffles each question's options (with ``quiz_id`` as salt); ``None`` keeps the stored order.
+    """
     if not re.fullmatch(r"[A-Za-z][\w-]*", quiz_id or ""):
         raise ValueError(f"quiz_id must be a letter followed by letters, digits, '_' or '-', got {quiz_id!r}")
+    if seed is not None:
+        from ultramem_edu.quizbank import shuffle_answers
+
+        questions = shuffle_answers(questions, seed, quiz_id)
     parts = [_STYLE, f'<div class="ue-quiz mathjax_process" id="{quiz_id}">',
              f'<p class="ue-quiz-title">{html.escape(title)} <span style="font-weight:normal">'
              f"(choose an answer to see whether it is right, and why)</span></p>"]
@@ -97,9 +107,10 @@ def quiz_html(questions: list[dict], quiz_id: str, title: str = "Check yourself"
     return "\n".join(parts)
 
 
-def show_quiz(path: str | Path):
-    """Display the quiz of ``path`` (e.g. ``"quizzes/ch01.json"``, relative to the notebook) in a notebook."""
+def show_quiz(path: str | Path, seed: int | None = 0):
+    """Display the quiz of ``path`` (e.g. ``"quizzes/ch01.json"``, relative to the notebook) in a notebook,
+    its options shuffled by ``seed`` (the book's pages use 0)."""
     from IPython.display import HTML
 
     path = Path(path)
-    return HTML(quiz_html(load_quiz(path), f"quiz-{path.stem}"))
+    return HTML(quiz_html(load_quiz(path), f"quiz-{path.stem}", seed=seed))
