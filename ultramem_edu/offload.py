@@ -24,13 +24,14 @@ the GPU's memory bandwidth). :class:`HostLink`'s defaults are nominal figures, n
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 
 from ._checks import check_choice, check_int
-from .cost import UltraMemSpec, expected_distinct
+from .cost import UltraMemSpec
 
 __all__ = ["EngramSpec", "HostLink", "fetch_seconds", "exposed_seconds", "ultramem_fetch_bytes",
            "host_offload_comparison"]
@@ -54,9 +55,12 @@ def _batch(batch_size: object) -> tuple[np.ndarray, bool]:
 def _distinct(num_rows: int, draws: np.ndarray, mode: str) -> np.ndarray:
     """Distinct rows hit by ``draws`` single-row draws from ``num_rows``: expected or worst case."""
     check_choice("mode", mode, MODES)
+    draws = np.asarray(draws, dtype=np.float64)
     if mode == "worst":
         return np.minimum(draws, float(num_rows))
-    return np.asarray(expected_distinct(num_rows, 1, draws.astype(np.int64)), dtype=np.float64)
+    if num_rows == 1:
+        return np.ones_like(draws)
+    return -num_rows * np.expm1(draws * math.log1p(-1.0 / num_rows))   # cost.expected_distinct, k = 1
 
 
 def _out(x: np.ndarray, scalar: bool):
@@ -141,11 +145,15 @@ class EngramSpec:
 def ultramem_fetch_bytes(spec: UltraMemSpec, batch_size: Batch, mode: str = "expected") -> Batch:
     """Bytes one step of an UltraMem layer with its value table in host memory copies: the distinct
     physical rows of the B·m·H selections (:meth:`UltraMemSpec.rows_touched`) × D_v × bytes."""
+    b, scalar = _batch(batch_size)
+    return _out(_ultramem_bytes(spec, b, mode), scalar)
+
+
+def _ultramem_bytes(spec: UltraMemSpec, b: np.ndarray, mode: str) -> np.ndarray:
     if not isinstance(spec, UltraMemSpec):
         raise TypeError(f"spec must be an UltraMemSpec, got {type(spec).__name__}")
-    b, scalar = _batch(batch_size)
     rows = _distinct(spec.num_values, b * spec.top_m * spec.num_heads, mode)
-    return _out(rows * spec.value_dim * spec.bytes_per_param, scalar)
+    return rows * spec.value_dim * spec.bytes_per_param
 
 
 @dataclass(frozen=True)
@@ -208,8 +216,9 @@ def host_offload_comparison(engram: EngramSpec, ultramem: UltraMemSpec, batch_si
     per_block = _nonnegative("block_seconds", block_seconds)
     out = {}
     for name, nbytes, blocks in (
-        ("engram", np.asarray(engram.fetch_bytes(b.astype(np.int64), mode)), engram_blocks_before),
-        ("ultramem", np.asarray(ultramem_fetch_bytes(ultramem, b.astype(np.int64), mode)), ultramem_blocks_between),
+        ("engram", engram.num_hash_heads * _distinct(engram.table_rows_per_head, b, mode)
+         * engram.head_dim * engram.bytes_per_param, engram_blocks_before),
+        ("ultramem", _ultramem_bytes(ultramem, b, mode), ultramem_blocks_between),
     ):
         overlap = blocks * per_block * np.ones_like(b)
         values = {"bytes": nbytes, "bytes_per_token": nbytes / b,
