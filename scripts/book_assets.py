@@ -37,6 +37,9 @@ VENDOR_DIR = EXTRA_DIR / "vendor"
 
 MATHJAX_SPEC = "mathjax@3.2.2"
 HTML_MANAGER_SPEC = "@jupyter-widgets/html-manager@1.0.13"
+# The accessibility checker the browser tests inject into every built page (never served by the
+# book itself): fetched and cached the same way.
+AXE_SPEC = "axe-core@4.14.1"
 
 # Paths as seen from the site root, i.e. relative to _build/html.
 MATHJAX_FILE = "vendor/mathjax/tex-mml-chtml.js"
@@ -139,6 +142,22 @@ def ensure_assets(vendor_dir: Path = VENDOR_DIR, cache_dir: Path = CACHE_DIR) ->
     _copy(plotly_js, vendor_dir / "plotly" / "plotly.min.js")
     stamp.write_text(json.dumps(wanted, indent=1) + "\n")
     return vendor_dir
+
+
+def axe_js(cache_dir: Path = CACHE_DIR) -> Path:
+    """Path of ``axe.min.js`` (npm package ``axe-core``), fetched by name once and cached."""
+    dest = cache_dir / _tarball_name(AXE_SPEC).removesuffix(".tgz")
+    script = dest / "package" / "axe.min.js"
+    if not script.is_file():
+        tarball = fetch_npm(AXE_SPEC, cache_dir)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            _unpack(tarball, Path(tmp))
+            if dest.exists():
+                shutil.rmtree(dest)
+            Path(tmp).replace(dest)
+            dest.chmod(0o755)
+            Path(tmp).mkdir()  # TemporaryDirectory removes what it made
+    return script
 
 
 # --- external references in built pages ------------------------------------------------------

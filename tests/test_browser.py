@@ -14,194 +14,19 @@ Without one the tests are skipped, except with ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import itertools
-import json
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
-from conftest_book import HTML_DIR, built_book  # noqa: F401  (built_book is a fixture)
+from conftest_book import (  # noqa: F401  (built_book, browser and site are fixtures)
+    DevTools, browser, built_book, require_chromium, site, visit,
+)
 
 import build_book
 
-websocket = pytest.importorskip("websocket")  # websocket-client, pinned in requirements.txt
-
-PAGE_TIMEOUT = 60.0
-
-
-def find_chromium() -> str | None:
-    candidates = [os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"]
-    for name in filter(None, candidates):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-CHROMIUM = find_chromium()
-if CHROMIUM is None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true but no chromium found (apt-get install -y chromium)", pytrace=False)
-    pytest.skip("chromium not installed", allow_module_level=True)
-
-
-class DevTools:
-    """The few Chrome DevTools Protocol calls the tests need, over one flattened session."""
-
-    def __init__(self, ws_url: str):
-        self.ws = websocket.create_connection(ws_url, timeout=PAGE_TIMEOUT, suppress_origin=True)
-        self.ids = itertools.count(1)
-        self.events: list[dict] = []
-        self.session: str | None = None
-
-    def send(self, method: str, params: dict | None = None, session: bool = True) -> dict:
-        msg_id = next(self.ids)
-        msg = {"id": msg_id, "method": method, "params": params or {}}
-        if session and self.session:
-            msg["sessionId"] = self.session
-        self.ws.send(json.dumps(msg))
-        while True:
-            reply = json.loads(self.ws.recv())
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def pump(self, seconds: float) -> None:
-        """Collect events for a while."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self.ws.settimeout(left)
-            try:
-                self.events.append(json.loads(self.ws.recv()))
-            except websocket.WebSocketTimeoutException:
-                break
-        self.ws.settimeout(PAGE_TIMEOUT)
-
-    def evaluate(self, expression: str):
-        result = self.send(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
-        )
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression[:60]}...: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = PAGE_TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            self.pump(0.1)
-        raise TimeoutError(f"timed out waiting for: {expression}")
-
-
-@pytest.fixture(scope="module")
-def site(built_book):
-    """The built site on a local HTTP server: its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(built_book.html_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    profile = tempfile.mkdtemp(prefix="ultramem-chromium-")
-    proc = subprocess.Popen(
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-            "--remote-debugging-port=0", "--window-size=1280,1000", "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        port_file = Path(profile) / "DevToolsActivePort"
-        end = time.monotonic() + 30
-        while not port_file.is_file() or len(port_file.read_text().splitlines()) < 2:
-            if time.monotonic() > end or proc.poll() is not None:
-                raise RuntimeError(f"chromium did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        port, path = port_file.read_text().splitlines()[:2]
-        tools = DevTools(f"ws://127.0.0.1:{port}{path}")
-        target = tools.send("Target.createTarget", {"url": "about:blank"}, session=False)
-        attached = tools.send(
-            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, session=False
-        )
-        tools.session = attached["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            tools.send(f"{domain}.enable")
-        tools.send("Network.setCacheDisabled", {"cacheDisabled": True})
-        yield tools
-        tools.ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def visit(tools: DevTools, url: str) -> dict:
-    """Load ``url``, let it settle, and return what the page did."""
-    tools.events.clear()
-    tools.send("Page.navigate", {"url": url})
-    tools.wait_for("document.readyState === 'complete'")
-    # Drawing (plotly, MathJax, widgets) continues after the load event.
-    tools.wait_for(
-        """(() => {
-          const figs = [...document.querySelectorAll('.plotly-graph-div')];
-          const figsDone = figs.every(d => d.querySelector('svg.main-svg'));
-          const math = document.querySelector('.math, span.math, div.math');
-          const mathDone = !math || !window.MathJax || !MathJax.startup ||
-                           (MathJax.startup.promise && document.querySelector('mjx-container'));
-          return figsDone && !!mathDone;
-        })()""",
-    )
-    # MathJax typesets asynchronously; layout (and figure positions) settle after it.
-    tools.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise"
-                   " ? MathJax.startup.promise.then(() => true) : true")
-    tools.pump(1.0)
-    events = list(tools.events)
-    requests = {e["params"]["requestId"]: e["params"]["request"]["url"]
-                for e in events if e.get("method") == "Network.requestWillBeSent"}
-    failed = [requests.get(e["params"]["requestId"], "?") + ": " + e["params"].get("errorText", "")
-              for e in events if e.get("method") == "Network.loadingFailed"]
-    failed += [f"{e['params']['response']['url']}: HTTP {e['params']['response']['status']}"
-               for e in events if e.get("method") == "Network.responseReceived"
-               and e["params"]["response"]["status"] >= 400]
-    console = [" ".join(str(a.get("value", a.get("description", ""))) for a in e["params"]["args"])
-               for e in events if e.get("method") == "Runtime.consoleAPICalled"
-               and e["params"]["type"] in ("error", "assert")]
-    console += [e["params"]["exceptionDetails"].get("exception", {}).get("description")
-                or e["params"]["exceptionDetails"].get("text", "")
-                for e in events if e.get("method") == "Runtime.exceptionThrown"]
-    console += [e["params"]["entry"]["text"] for e in events
-                if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
-    return {"requests": list(requests.values()), "failed": failed, "console": console}
-
+require_chromium()
 
 # index.html only redirects to the root page (tested on its own below: following a redirect
 # aborts the first page's requests, which would read as failures here).
