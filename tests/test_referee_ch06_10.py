@@ -154,3 +154,20 @@ def test_onepass_forward_handles_empty_inputs():
     assert out.shape == (2, 2, 8) and not out.any()
     assert kernels.lookup_forward_onepass(values, torch.zeros(0, 3, dtype=torch.long).to(DEVICE),
                                           torch.zeros(0, 3, 1).to(DEVICE), 2).shape == (0, 2, 8)
+
+
+def test_exact_top_m_mean_matches_closed_forms_and_monte_carlo():
+    from ultramem_edu.init import normal_order_statistic_means, topm_mean_exact, topm_threshold
+
+    assert topm_mean_exact(2, 1) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-10)
+    assert topm_mean_exact(3, 1) == pytest.approx(3 / (2 * math.sqrt(math.pi)), abs=1e-10)
+    e_max5 = 5 / (4 * math.sqrt(math.pi)) * (1 + 6 / math.pi * math.asin(1 / 3))
+    assert topm_mean_exact(5, 1) == pytest.approx(e_max5, abs=1e-10)
+    # the order statistics of a symmetric law: the n means sum to zero and mirror each other
+    means = normal_order_statistic_means(7, 7)
+    assert abs(float(means.sum())) < 1e-10 and torch.allclose(means, -means.flip(0), atol=1e-10)
+    est, se = topm_mean_of_normals(256, 8, samples=20_000, generator=torch.Generator().manual_seed(1))
+    assert abs(topm_mean_exact(256, 8) - est) < 4 * se
+    assert round(topm_threshold(256, 8), 2) == 1.86 and round(topm_mean_exact(256, 8), 2) == 2.23
+    with pytest.raises(ValueError, match="m"):
+        topm_threshold(8, 8)

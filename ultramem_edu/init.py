@@ -2,8 +2,8 @@
 
 Target: the layer's output variance ≈ 1/(2L) for L transformer layers.
 - The top-m selected scores should average ≈ 1: the query-LN and key-LN weights are scaled until a
-  Monte Carlo estimate of the selected-score mean is 1 (the mean of the top-m of many correlated
-  draws has no closed form).
+  Monte Carlo estimate of the selected-score mean is 1 (the layer's scores are correlated draws
+  with statistics of their own, so the independent-normal numbers below are only a guide).
 - Values ~ N(0, E/(2·m·H·L)): each of the E virtual blocks receives ≈ m·H/E scores of ≈ 1, so a
   pooled block has variance ≈ (m·H/E)·E/(2·m·H·L) = 1/(2L).
 - The output projection (E·D_v → D) has std 1/√(E·D_v), which keeps that variance.
@@ -36,6 +36,9 @@ from ._checks import check_int
 
 __all__ = [
     "topm_mean_of_normals",
+    "normal_order_statistic_means",
+    "topm_mean_exact",
+    "topm_threshold",
     "value_std",
     "output_projection_std",
     "ln_scale_for_unit_mean",
@@ -57,6 +60,49 @@ def topm_mean_of_normals(
     return float(per_sample.mean()), float(per_sample.std() / math.sqrt(samples))
 
 
+def normal_order_statistic_means(n: int, m: int) -> torch.Tensor:
+    """E[X_(k)] for k = 1..m, the k-th largest of n i.i.d. standard normals, by numerical integration.
+
+    The k-th largest has density n!/((k-1)!(n-k)!) Φ(x)^(n-k) (1-Φ(x))^(k-1) φ(x); its mean is
+    integrated with the trapezoid rule on [-12, 12] in float64 (error far below 1e-8 for the sizes
+    of this book). Closed forms exist only for n <= 5 (e.g. 1/√π for the larger of two, 3/(2√π) for
+    the largest of three).
+
+    Returns:
+        (m,) float64 tensor, largest first.
+    """
+    check_int("n", n, 1)
+    check_int("m", m, 1, n)
+    x = torch.linspace(-12.0, 12.0, 240_001, dtype=torch.float64)
+    log_phi = -0.5 * x**2 - 0.5 * math.log(2 * math.pi)
+    log_below, log_above = torch.special.log_ndtr(x), torch.special.log_ndtr(-x)
+    means = []
+    for k in range(1, m + 1):
+        log_c = math.lgamma(n + 1) - math.lgamma(k) - math.lgamma(n - k + 1)
+        density = torch.exp(log_c + (n - k) * log_below + (k - 1) * log_above + log_phi)
+        means.append(torch.trapezoid(x * density, x))
+    return torch.stack(means)
+
+
+def topm_mean_exact(n: int, m: int) -> float:
+    """The mean of the m largest of n i.i.d. standard normals, in expectation (numerical integration).
+
+    The quantity :func:`topm_mean_of_normals` estimates by Monte Carlo.
+    """
+    return float(normal_order_statistic_means(n, m).mean())
+
+
+def topm_threshold(n: int, m: int) -> float:
+    """Φ⁻¹(1 - m/n): the score above which, on average, m of n standard normal draws fall.
+
+    The mean of the m largest lies above it; the leading-order formula √(2 ln(n/m)) lies above both
+    (n = 256, m = 8: threshold 1.86, mean 2.23, formula 2.63).
+    """
+    check_int("n", n, 2)
+    check_int("m", m, 1, n - 1)
+    return float(torch.special.ndtri(torch.tensor(1 - m / n, dtype=torch.float64)))
+
+
 def value_std(expansion: int, topm: int, num_heads: int, num_layers: int) -> float:
     """Std of the value table, √(E / (2·m·H·L))."""
     for name, v in (("expansion", expansion), ("topm", topm), ("num_heads", num_heads), ("num_layers", num_layers)):
@@ -72,11 +118,11 @@ def output_projection_std(expansion: int, value_dim: int) -> float:
 
 
 def ln_scale_for_unit_mean(measured_mean: float, degree: int) -> float:
-    """The factor g to put on *both* the query-LN and key-LN weights so the selected mean becomes 1.
+    """The factor κ to put on *both* the query-LN and key-LN weights so the selected mean becomes 1.
 
-    A row or column score is q·k, so it scales as g² when both LN weights are scaled by g. Additive
-    product-key scores (row + col) therefore scale as g² (degree 2); Tucker scores (row · C · col)
-    as g⁴ (degree 4). Scaling all scores by a positive constant does not change which are selected.
+    A row or column score is q·k, so it scales as κ² when both LN weights are scaled by κ. Additive
+    product-key scores (row + col) therefore scale as κ² (degree 2); Tucker scores (row · C · col)
+    as κ⁴ (degree 4). Scaling all scores by a positive constant does not change which are selected.
     """
     if not measured_mean > 0:
         raise ValueError(f"measured_mean must be > 0 to be rescaled to 1, got {measured_mean}")
