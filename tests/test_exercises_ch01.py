@@ -3,6 +3,8 @@ import torch
 
 from ultramem_edu.exercises import ch01
 
+import exercise_solutions as solutions
+
 
 def _topm(scores, m):
     top = scores.topk(m, dim=-1)
@@ -84,14 +86,14 @@ WRONG_TOPM_READS = [
                                             pick=lambda s, m: (s.gather(-1, s.abs().topk(m, -1).indices),
                                                                s.abs().topk(m, -1).indices)), r"\|score\|"),
     (_threshold_read, "threshold"),
-    (lambda q, k, v, m, softmax=True: ch01.topm_read(q, k, v, m, softmax)[:, None], "wrong shape"),
-    (lambda q, k, v, m, softmax=True: ch01.topm_read(q, k, v, m, softmax).tolist(), "torch.Tensor"),
+    (lambda q, k, v, m, softmax=True: solutions.topm_read(q, k, v, m, softmax)[:, None], "wrong shape"),
+    (lambda q, k, v, m, softmax=True: solutions.topm_read(q, k, v, m, softmax).tolist(), "torch.Tensor"),
     (lambda q, k, v, m, softmax=True: q @ k.T @ v, "raised RuntimeError|differs"),
 ]
 
 
 def test_topm_read_passes_the_solution(capsys):
-    ch01.check_topm_read(ch01.topm_read)
+    ch01.check_topm_read(solutions.topm_read)
     assert "Correct" in capsys.readouterr().out
 
 
@@ -99,3 +101,41 @@ def test_topm_read_passes_the_solution(capsys):
 def test_topm_read_catches_typical_mistakes(wrong, hint):
     with pytest.raises(AssertionError, match=hint):
         ch01.check_topm_read(wrong)
+
+
+# --- the named mistakes and the package's implementation -------------------------------------
+
+
+def _softmax_axis(dim, before_topk=False):
+    def topm_read(query, keys, values, m, softmax=True):
+        scores = query @ keys.T
+        if before_topk and softmax:
+            weights_all = scores.softmax(dim)
+            top, idx = scores.topk(m, dim=-1)
+            weights = weights_all.gather(-1, idx)
+        else:
+            top, idx = scores.topk(m, dim=-1)
+            weights = top.softmax(dim) if softmax else top
+        return (weights.unsqueeze(-1) * values[idx]).sum(1)
+    return topm_read
+
+
+@pytest.mark.parametrize("wrong", [_softmax_axis(0), _softmax_axis(0, before_topk=True)])
+def test_topm_read_names_a_softmax_over_the_wrong_axis(wrong):
+    with pytest.raises(AssertionError, match="softmax ran over the wrong axis"):
+        ch01.check_topm_read(wrong)
+
+
+def test_topm_read_refuses_the_package_memory():
+    from ultramem_edu.memory import TopMMemory, dense_topm
+
+    def topm_read(query, keys, values, m, softmax=True):
+        scores, idx = dense_topm(query, keys, m)
+        weights = scores.softmax(-1) if softmax else scores
+        return (weights.unsqueeze(-1) * values[idx]).sum(1)
+
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch01.check_topm_read(topm_read)
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch01.check_topm_read(TopMMemory(4, 2, 2, 1).forward)
+    assert dense_topm(torch.ones(1, 2), torch.eye(2), 1)[1].tolist() == [[0]]      # restored afterwards

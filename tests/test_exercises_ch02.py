@@ -3,6 +3,8 @@ import torch
 
 from ultramem_edu.exercises import ch02
 
+import exercise_solutions as solutions
+
 
 def test_checkers_accept_the_right_answers(capsys):
     ch02.check_signed_product_counterexample([1.0, -3.0, 0.5], [1.0, -3.0, 0.5], m=1)
@@ -78,15 +80,38 @@ WRONG_PRODUCT_KEY_TOPMS = [
 ]
 
 
-def test_product_key_topm_passes_the_solution_and_the_package(capsys):
-    from ultramem_edu.product_keys import product_key_topm
+def test_product_key_topm_passes_the_solution_and_refuses_the_package(capsys):
+    import ultramem_edu.product_keys
 
-    ch02.check_product_key_topm(ch02.product_key_topm)
-    ch02.check_product_key_topm(product_key_topm)
-    assert capsys.readouterr().out.count("Correct") == 2
+    ch02.check_product_key_topm(solutions.product_key_topm)
+    assert capsys.readouterr().out.count("Correct") == 1
+    for package_fn in (ultramem_edu.product_keys.product_key_topm, ultramem_edu.product_keys._product_key_topm,
+                       ultramem_edu.product_keys.product_key_topm_reference):
+        with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+            ch02.check_product_key_topm(package_fn)
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):                                                    # called inside the reader's function
+        ch02.check_product_key_topm(lambda row, col, m: ultramem_edu.product_keys.product_key_topm(row, col, m))
+    assert "Correct" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("wrong,hint", WRONG_PRODUCT_KEY_TOPMS)
 def test_product_key_topm_catches_typical_mistakes(wrong, hint):
     with pytest.raises(AssertionError, match=hint):
+        ch02.check_product_key_topm(wrong)
+
+
+def _brute_force(row, col, m):
+    """Top-m over all n_r · n_c grid scores: right answers, but not the two-stage search."""
+    grid = (row[:, :, None] + col[:, None, :]).flatten(1)
+    return grid.topk(m, dim=-1)
+
+
+def _brute_force_per_query(row, col, m):
+    out = [(row[b][:, None] + col[b][None, :]).flatten().topk(m) for b in range(row.shape[0])]
+    return torch.stack([s for s, _ in out]), torch.stack([i for _, i in out])
+
+
+@pytest.mark.parametrize("wrong", [_brute_force, _brute_force_per_query])
+def test_product_key_topm_names_brute_force(wrong):
+    with pytest.raises(AssertionError, match="brute force: a tensor of .* elements was built"):
         ch02.check_product_key_topm(wrong)

@@ -2,6 +2,8 @@ import pytest
 
 from ultramem_edu.exercises import ch03
 
+import exercise_solutions as solutions
+
 
 def test_checkers_accept_the_right_answers(capsys):
     ch03.check_keys_per_side(2048)
@@ -40,12 +42,16 @@ def test_value_lr_halfway_rejects_wrong_answers(answer, k, hint):
 # --- coding exercise: value_lr_multiplier -----------------------------------------------------
 
 
-def test_value_lr_multiplier_passes_the_solution_and_the_layer(capsys):
+def test_value_lr_multiplier_passes_the_solution_and_refuses_the_layers(capsys):
     from ultramem_edu.layer import value_lr_multiplier
 
-    ch03.check_value_lr_multiplier(ch03.value_lr_multiplier)
-    ch03.check_value_lr_multiplier(value_lr_multiplier)
-    assert capsys.readouterr().out.count("Correct") == 2
+    ch03.check_value_lr_multiplier(solutions.value_lr_multiplier)
+    assert capsys.readouterr().out.count("Correct") == 1
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch03.check_value_lr_multiplier(value_lr_multiplier)
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):                                                    # a name bound to it before the check
+        ch03.check_value_lr_multiplier(lambda step, total, k: value_lr_multiplier(step, total, k))
+    assert value_lr_multiplier(50, 100, 10.0) == 5.5                   # restored after the check
 
 
 @pytest.mark.parametrize(
@@ -62,3 +68,11 @@ def test_value_lr_multiplier_passes_the_solution_and_the_layer(capsys):
 def test_value_lr_multiplier_catches_typical_mistakes(wrong, hint):
     with pytest.raises(AssertionError, match=hint):
         ch03.check_value_lr_multiplier(wrong)
+
+
+def test_value_lr_multiplier_names_integer_division():
+    def value_lr_multiplier(step, total_steps, k):
+        return 1.0 + (k - 1.0) * max(0, 1 - step // total_steps)
+
+    with pytest.raises(AssertionError, match="integer division"):
+        ch03.check_value_lr_multiplier(value_lr_multiplier)

@@ -3,6 +3,8 @@ import pytest
 from ultramem_edu.exercises import ch04
 from ultramem_edu.model import default_wiring
 
+import exercise_solutions as solutions
+
 
 def test_checkers_accept_the_right_answers(capsys):
     ch04.check_wiring(default_wiring(12, 3))
@@ -85,7 +87,7 @@ def test_skip_layer_forward_catches_typical_mistakes(wrong, hint):
 
 
 def test_skip_layer_forward_passes_the_solution(capsys):
-    ch04.check_skip_layer_forward(ch04.skip_layer_forward)
+    ch04.check_skip_layer_forward(solutions.skip_layer_forward)
     ch04.check_skip_layer_forward(_forward())
     assert capsys.readouterr().out.count("Correct") == 2
 
@@ -120,5 +122,5 @@ def test_skip_layer_solution_is_the_models_loop():
         x = model.tok_emb(idx) + model.pos_emb(torch.arange(8))
         blocks = [lambda z, blk=blk: blk(z)[:2] for blk in model.blocks]
         memories = [lambda h, mem=mem: mem(h).output for mem in model.memories]
-        mine = ch04.skip_layer_forward(x, blocks, memories, config.memory_wiring)
+        mine = solutions.skip_layer_forward(x, blocks, memories, config.memory_wiring)
     torch.testing.assert_close(mine, captured["stream"])

@@ -1,6 +1,9 @@
 import pytest
+import torch
 
 from ultramem_edu.exercises import ch05
+
+import exercise_solutions as solutions
 
 
 def _align(u, t, pu, pt):
@@ -54,13 +57,13 @@ from ultramem_edu.tdqkr import tucker_scores as package_tucker_scores  # noqa: E
 @pytest.mark.parametrize(
     "wrong,hint",
     [
-        (lambda row, col, core: package_tucker_scores(row, col, core.T), "you used Cᵀ"),
-        (lambda row, col, core: package_tucker_scores(row, col, core).transpose(-1, -2), "transposed"),
+        (lambda row, col, core: solutions.tucker_scores(row, col, core.T), "you used Cᵀ"),
+        (lambda row, col, core: solutions.tucker_scores(row, col, core).transpose(-1, -2), "transposed"),
         (lambda row, col, core: row.transpose(-1, -2) @ col, "the core is missing"),
         (lambda row, col, core: row.sum(1)[:, :, None] * col.sum(1)[:, None, :] * core.sum(), "product of sums"),
         (lambda row, col, core: core[0, 0] * row[:, 0, :, None] * col[:, 0, None, :], "only the first key set"),
         (lambda row, col, core: row.sum(1)[:, :, None] + col.sum(1)[:, None, :], "additive grid"),
-        (lambda row, col, core: package_tucker_scores(row, col, core)[:, :, :-1], "wrong shape"),
+        (lambda row, col, core: solutions.tucker_scores(row, col, core)[:, :, :-1], "wrong shape"),
     ],
 )
 def test_tucker_scores_catches_typical_mistakes(wrong, hint):
@@ -71,13 +74,27 @@ def test_tucker_scores_catches_typical_mistakes(wrong, hint):
 def _search(kind):
     def tdqkr_two_stage(row, col, core, m, u, t, both_signs=False):
         if kind == "paper":
-            return tdqkr_topm(row, col, core, m, factors=(u, t), both_signs=False)
+            return solutions.tdqkr_two_stage(row, col, core, m, u, t, both_signs=False)
         if kind == "brute":
-            return tdqkr_topm_reference(row, col, core, m)
+            return solutions.tucker_scores(row, col, core).flatten(1).topk(m, dim=-1)
         if kind in ("uu", "tu"):
-            factors = (u, u) if kind == "uu" else (t, u)
-            return tdqkr_topm(row, col, core, m, factors=factors, both_signs=both_signs)
-        scores, idx = ch05.tdqkr_two_stage(row, col, core, m, u, t, both_signs)
+            first, second = (u, u) if kind == "uu" else (t, u)
+            return solutions.tdqkr_two_stage(row, col, core, m, first, second, both_signs=both_signs)
+        if kind == "duplicates":                                       # cat of both ends, never de-duplicated
+            def candidates(proj):
+                if not both_signs:
+                    return proj.topk(m, dim=-1).indices
+                return torch.cat([proj.topk(m, dim=-1).indices, proj.topk(m, dim=-1, largest=False).indices], -1)
+            r = core.shape[-1]
+            rows = candidates((u[:, None] * row).sum(-2))
+            cols = candidates((t[:, None] * col).sum(-2))
+            sub_row = row.gather(-1, rows[:, None, :].expand(-1, r, -1))
+            sub_col = col.gather(-1, cols[:, None, :].expand(-1, r, -1))
+            grid = (sub_row.transpose(-1, -2) @ core @ sub_col).flatten(1)
+            scores, flat = grid.topk(m, dim=-1)
+            c_c = cols.shape[-1]
+            return scores, rows.gather(-1, flat // c_c) * col.shape[-1] + cols.gather(-1, flat % c_c)
+        scores, idx = solutions.tdqkr_two_stage(row, col, core, m, u, t, both_signs)
         n_c = col.shape[-1]
         if kind == "rank1":
             pr, pc = (u[:, None] * row).sum(-2), (t[:, None] * col).sum(-2)
@@ -102,6 +119,7 @@ def _search(kind):
         ("rank1", "exactly, with the full core"),
         ("unsorted", "wrong order"),
         ("nr", "Tucker score|must lie in"),
+        ("duplicates", "duplicate addresses in .* queries: with both_signs and 2m > n"),
     ],
 )
 def test_tdqkr_two_stage_catches_typical_mistakes(kind, hint):
@@ -109,13 +127,16 @@ def test_tdqkr_two_stage_catches_typical_mistakes(kind, hint):
         ch05.check_tdqkr_two_stage(_search(kind))
 
 
-def test_tdqkr_coding_exercises_pass_their_solutions_and_the_package(capsys):
-    ch05.check_tucker_scores(ch05.tucker_scores)
-    ch05.check_tucker_scores(package_tucker_scores)
-    ch05.check_tdqkr_two_stage(ch05.tdqkr_two_stage)
-    ch05.check_tdqkr_two_stage(lambda row, col, core, m, u, t, both_signs=False:
-                               tdqkr_topm(row, col, core, m, factors=(u, t), both_signs=both_signs))
-    assert capsys.readouterr().out.count("Correct") == 4
+def test_tdqkr_coding_exercises_pass_their_solutions_and_refuse_the_package(capsys):
+    ch05.check_tucker_scores(solutions.tucker_scores)
+    ch05.check_tdqkr_two_stage(solutions.tdqkr_two_stage)
+    assert capsys.readouterr().out.count("Correct") == 2
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch05.check_tucker_scores(package_tucker_scores)
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch05.check_tdqkr_two_stage(lambda row, col, core, m, u, t, both_signs=False:
+                                   tdqkr_topm(row, col, core, m, factors=(u, t), both_signs=both_signs))
+    assert "Correct" not in capsys.readouterr().out
 
 
 def test_tdqkr_cases_separate_the_paper_search_from_both_signs():

@@ -3,6 +3,8 @@ import pytest
 from ultramem_edu.exercises import ch06
 from ultramem_edu.ive import make_shuffle
 
+import exercise_solutions as solutions
+
 
 def test_checkers_accept_the_right_answers(capsys):
     a = int(make_shuffle(1024, seed=0)[31 * 32 + 8])
@@ -50,7 +52,13 @@ def test_projection_flops_rejects_wrong_answers(naive, efficient, hint):
 import torch  # noqa: E402
 
 from ultramem_edu.ive import ive_lookup as package_ive_lookup  # noqa: E402
-from ultramem_edu.ive import ive_lookup_reference  # noqa: E402
+
+
+def _through_the_virtual_table(values, projectors, indices, scores):
+    """Right numbers, but it builds all E·N projected rows first."""
+    n = values.shape[0]
+    table = torch.einsum("nd,edo->eno", values, projectors).reshape(-1, projectors.shape[2])   # (E·N, D_out)
+    return (scores.unsqueeze(-1) * table[(indices // n) * n + indices % n]).sum(1)
 
 
 def _pool(values, projectors, indices, scores, block, row):
@@ -61,7 +69,7 @@ def _pool(values, projectors, indices, scores, block, row):
 
 
 WRONG_IVE_LOOKUPS = [
-    (ive_lookup_reference, "as large as the virtual table"),
+    (_through_the_virtual_table, "as large as the virtual table"),
     (lambda v, P, i, s: _pool(v, P, i, s, i % P.shape[0], i // P.shape[0]), "swapped"),
     (lambda v, P, i, s: _pool(v, P, i, torch.ones_like(s), i // v.shape[0], i % v.shape[0]), "not weighted"),
     (lambda v, P, i, s: _pool(v, P[:1].expand_as(P), i, s, i // v.shape[0], i % v.shape[0]), "projectors\\[0\\]"),
@@ -72,10 +80,11 @@ WRONG_IVE_LOOKUPS = [
 ]
 
 
-def test_ive_lookup_passes_the_solution_and_the_package(capsys):
-    ch06.check_ive_lookup(ch06.ive_lookup)
-    ch06.check_ive_lookup(package_ive_lookup)
-    assert capsys.readouterr().out.count("Correct") == 2
+def test_ive_lookup_passes_the_solution_and_refuses_the_package(capsys):
+    ch06.check_ive_lookup(solutions.ive_lookup)
+    assert capsys.readouterr().out.count("Correct") == 1
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch06.check_ive_lookup(package_ive_lookup)
 
 
 @pytest.mark.parametrize("wrong,hint", WRONG_IVE_LOOKUPS)

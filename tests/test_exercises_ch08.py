@@ -6,6 +6,8 @@ import torch
 from ultramem_edu.exercises import ch08
 from ultramem_edu.init import topm_mean_of_normals
 
+import exercise_solutions as solutions
+
 
 def test_checkers_accept_the_right_answers(capsys):
     ch08.check_value_std(math.sqrt(4 / (2 * 16 * 2 * 24)))
@@ -75,7 +77,8 @@ def test_topm_mean_monte_carlo_catches_typical_mistakes(wrong, hint):
         ch08.check_topm_mean_monte_carlo(wrong)
 
 
-def test_topm_mean_monte_carlo_passes_the_solution_and_the_package(capsys):
-    ch08.check_topm_mean_monte_carlo(ch08.topm_mean_monte_carlo)
-    ch08.check_topm_mean_monte_carlo(lambda n, m, samples, generator: topm_mean_of_normals(n, m, samples, generator))
-    assert capsys.readouterr().out.count("Correct") == 2
+def test_topm_mean_monte_carlo_passes_the_solution_and_refuses_the_package(capsys):
+    ch08.check_topm_mean_monte_carlo(solutions.topm_mean_monte_carlo)
+    assert capsys.readouterr().out.count("Correct") == 1
+    with pytest.raises(AssertionError, match="this calls the package's implementation of the exercise"):
+        ch08.check_topm_mean_monte_carlo(lambda n, m, samples, generator: topm_mean_of_normals(n, m, samples, generator))

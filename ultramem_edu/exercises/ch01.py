@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from ..memory import TopMMemory, memory_read
-from ._grading import call, diagnose, expect_tensor, register
+from ._grading import call, diagnose, exercise, expect_tensor, seed_for
 
 __all__ = [
     "check_scoring_flops", "check_topm_activation", "check_attention_scale",
-    "TOPM_READ_STUB", "topm_read", "check_topm_read",
+    "TOPM_READ_STUB", "check_topm_read",
 ]
 
 
@@ -113,11 +113,14 @@ def topm_read(query, keys, values, m, softmax=True):
 '''
 
 
-def topm_read(query, keys, values, m, softmax=True):
-    """The solution: score all N keys, keep the m largest, weight their value rows."""
-    top, idx = (query @ keys.T).topk(m, dim=-1)                        # (B, m), (B, m)
-    weights = top.softmax(-1) if softmax else top
-    return (weights.unsqueeze(-1) * values[idx]).sum(1)                # (B, m, D_v) -> (B, D_v)
+def _reference_read(query, keys, values, m, softmax):
+    """The package's top-m memory (:class:`ultramem_edu.memory.TopMMemory`) with these keys and values."""
+    with torch.random.fork_rng(devices=[]):                           # its random init must not move the reader's RNG
+        memory = TopMMemory(keys.shape[0], keys.shape[1], values.shape[1], m, softmax=softmax)
+    memory.keys = torch.nn.Parameter(keys.clone(), requires_grad=False)
+    memory.values = torch.nn.Parameter(values.clone(), requires_grad=False)
+    with torch.no_grad():
+        return memory(query)[0]
 
 
 def _topm_read_mistakes(query, keys, values, m, softmax):
@@ -130,6 +133,13 @@ def _topm_read_mistakes(query, keys, values, m, softmax):
 
     kth = top[:, -1:]
     mask = scores >= kth
+    if query.shape[0] > 1:
+        yield (lambda: read(top.softmax(0) if softmax else top)), (
+            "the softmax ran over the wrong axis: softmax(dim=0) normalises each of the m slots across the "
+            "batch of queries; each query's m weights must sum to 1, softmax over the last axis (dim=-1)")
+        yield (lambda: read(scores.softmax(0).gather(-1, idx) if softmax else top)), (
+            "the softmax ran over the wrong axis (dim=0, across the queries of the batch); take it over each "
+            "query's m selected scores, the last axis (dim=-1)")
     yield (lambda: read(top) if softmax else read(top.softmax(-1))), (
         "the weights are the softmax of the m selected scores" if softmax
         else "with softmax=False the raw selected scores are the weights: no softmax")
@@ -151,9 +161,12 @@ def _topm_read_mistakes(query, keys, values, m, softmax):
         "the m indices that topk returns")
 
 
+@exercise(1, TOPM_READ_STUB, guarded=("ultramem_edu.memory:TopMMemory.forward", "ultramem_edu.memory:dense_topm",
+                                       "ultramem_edu.exercises.ch01:_reference_read"))
 def check_topm_read(topm_read_fn) -> None:
-    """Compare the reader's ``topm_read`` with the solution on random and edge-case memories."""
-    g = torch.Generator().manual_seed(11)
+    """Compare the reader's ``topm_read`` with the package's :class:`TopMMemory` on random and
+    edge-case memories."""
+    g = torch.Generator().manual_seed(seed_for(11))
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
@@ -185,11 +198,9 @@ def check_topm_read(topm_read_fn) -> None:
     for case, (query, keys, values, m, softmax) in cases:
         out = call(topm_read_fn, case, query.clone(), keys.clone(), values.clone(), m, softmax=softmax)
         expect_tensor(out, (query.shape[0], values.shape[1]), case, "the output", "(B, D_v)")
-        expected = topm_read(query, keys, values, m, softmax)
+        expected = _reference_read(query, keys, values, m, softmax)
         diagnose(case, out, expected, _topm_read_mistakes(query, keys, values, m, softmax),
                  "the output differs from Σ over the m best keys of weight × value row")
     print(f"Correct: topm_read matches the reference on {len(cases)} cases "
           "(softmax or not, m = 1, m = N, negative scores, ties).")
 
-
-register(1, TOPM_READ_STUB, topm_read, check_topm_read)

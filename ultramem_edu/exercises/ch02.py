@@ -6,11 +6,12 @@ from typing import Sequence
 
 import torch
 
-from ._grading import call, close, expect_tensor, fail, register
+from ..product_keys import product_key_topm as _package_topm
+from ._grading import LargestTensor, call, close, exercise, expect_tensor, fail, seed_for
 
 __all__ = [
     "check_signed_product_counterexample", "check_pkm_cost",
-    "PRODUCT_KEY_TOPM_STUB", "product_key_topm", "check_product_key_topm",
+    "PRODUCT_KEY_TOPM_STUB", "check_product_key_topm",
 ]
 
 
@@ -112,18 +113,6 @@ def product_key_topm(row_scores, col_scores, m):
 '''
 
 
-def product_key_topm(row_scores, col_scores, m):
-    """The solution: two small top-m's, then the top-m of the m × m candidate sums."""
-    n_c = col_scores.shape[-1]
-    top_row, row_idx = row_scores.topk(m, dim=-1)                      # (B, m)
-    top_col, col_idx = col_scores.topk(m, dim=-1)                      # (B, m)
-    candidates = (top_row[:, :, None] + top_col[:, None, :]).flatten(1)  # (B, m*m)
-    scores, flat = candidates.topk(m, dim=-1)                          # (B, m)
-    i = row_idx.gather(-1, flat // m)
-    j = col_idx.gather(-1, flat % m)
-    return scores, i * n_c + j
-
-
 def _same_sets(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.equal(a.sort(-1).values, b.sort(-1).values)
 
@@ -145,14 +134,19 @@ def _address_mistakes(row, col, m):
         "the candidate position flat splits as (flat // m, flat % m) = (row slot, column slot)")
 
 
+@exercise(2, PRODUCT_KEY_TOPM_STUB, guarded=(
+    "ultramem_edu.product_keys:product_key_topm", "ultramem_edu.product_keys:_product_key_topm",
+    "ultramem_edu.product_keys:product_key_topm_reference"))
 def check_product_key_topm(product_key_topm_fn) -> None:
     """Compare the reader's two-stage search with brute force on random and edge-case grids.
 
     Checked per case: two (B, m) tensors, integer addresses in range and distinct, scores sorted
     descending, each score equal to the grid score at its address, and the m scores equal to the
-    m best of the whole grid (compared as scores, so that any order among ties passes).
+    m best of the whole grid (compared as scores, so that any order among ties passes). Then, on a
+    64 × 64 grid, that no tensor as large as one query's whole grid is built: the search is in two
+    stages, not a top-m over all n_r · n_c scores.
     """
-    g = torch.Generator().manual_seed(22)
+    g = torch.Generator().manual_seed(seed_for(22))
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
@@ -179,7 +173,7 @@ def check_product_key_topm(product_key_topm_fn) -> None:
             fail(case, f"indices must be integers (int64, as topk returns), got {indices.dtype}.")
         idx = indices.long()
         for wrong, message in _address_mistakes(row, col, m):
-            if _same_sets(idx, wrong) and not _same_sets(wrong, product_key_topm(row, col, m)[1]):
+            if _same_sets(idx, wrong) and not _same_sets(wrong, _package_topm(row, col, m)[1]):
                 fail(case, message)
         if bool((idx < 0).any() or (idx >= n_r * n_c).any()):
             fail(case, f"addresses must lie in [0, n_r * n_c) = [0, {n_r * n_c}), got {idx.min()}..{idx.max()}.")
@@ -195,8 +189,14 @@ def check_product_key_topm(product_key_topm_fn) -> None:
         if not close(scores, best):
             fail(case, "these are not the m best cells of the grid; stage 1 keeps the m best rows and the m "
                        "best columns, stage 2 the m best of their m × m sums.")
+    case, n, m = "two stages on a 64 × 64 grid, B = 2, m = 4", 64, 4
+    row, col = rand(2, n), rand(2, n)
+    with LargestTensor() as largest:
+        call(product_key_topm_fn, case, row, col, m)
+    if largest.numel >= n * n:
+        fail(case, f"brute force: a tensor of {largest.numel:,} elements was built, as large as a query's whole "
+                   f"n_r × n_c grid ({n * n:,} scores). The exercise is the two-stage search: the m best rows and "
+                   f"the m best columns, then the m best of their m × m = {m * m} sums, never all n_r · n_c scores.")
     print(f"Correct: product_key_topm finds the exact top-m on {len(cases)} cases "
-          "(ragged grids, m = 1, m = min(n_r, n_c), negative scores, ties).")
+          "(ragged grids, m = 1, m = min(n_r, n_c), negative scores, ties) in two stages.")
 
-
-register(2, PRODUCT_KEY_TOPM_STUB, product_key_topm, check_product_key_topm)

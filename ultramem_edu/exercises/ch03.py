@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import math
+import random
 
 from ..ive import keys_per_side
 from ..layer import UltraMemConfig, UltraMemLayer
 from ..layer import value_lr_multiplier as _reference_multiplier
-from ._grading import call, fail, register
+from ._grading import call, current_seed, exercise, fail, seed_for
 
 __all__ = [
     "check_keys_per_side", "check_query_weights", "check_value_lr_halfway",
-    "VALUE_LR_MULTIPLIER_STUB", "value_lr_multiplier", "check_value_lr_multiplier",
+    "VALUE_LR_MULTIPLIER_STUB", "check_value_lr_multiplier",
 ]
 
 
@@ -82,15 +83,16 @@ def value_lr_multiplier(step, total_steps, k):
 '''
 
 
-def value_lr_multiplier(step, total_steps, k):
-    """The solution: 1 + (k − 1)·max(0, 1 − step/T)."""
-    return 1.0 + (k - 1.0) * max(0.0, 1.0 - step / total_steps)
-
-
+@exercise(3, VALUE_LR_MULTIPLIER_STUB, guarded=("ultramem_edu.layer:value_lr_multiplier",))
 def check_value_lr_multiplier(value_lr_multiplier_fn) -> None:
     """Compare the reader's multiplier with :func:`ultramem_edu.layer.value_lr_multiplier`."""
     cases = [(0, 100, 10.0), (50, 100, 10.0), (25, 100, 4.0), (100, 100, 10.0), (250, 100, 10.0),
              (7, 10, 1.0), (1, 3, 2.5)]
+    if current_seed() is not None:                                    # a grading seed: two more cases of its own
+        rng = random.Random(seed_for(33))
+        for _ in range(2):
+            total = rng.randint(10, 500)
+            cases.append((rng.randint(1, total - 1), total, round(rng.uniform(2.0, 12.0), 2)))
     for step, total, k in cases:
         case = f"step={step}, T={total}, k={k:g}"
         out = call(value_lr_multiplier_fn, case, step, total, k)
@@ -102,6 +104,9 @@ def check_value_lr_multiplier(value_lr_multiplier_fn) -> None:
         if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
             continue
         frac = step / total
+        if math.isclose(got, 1.0 + (k - 1.0) * max(0, 1 - step // total), abs_tol=1e-9):
+            fail(case, "integer division: step // total_steps is 0 until step T, so the multiplier stays at k "
+                       "and then drops to 1 at once. Use true division, step / total_steps, for a linear decay.")
         if math.isclose(got, k * max(0.0, 1.0 - frac), abs_tol=1e-9):
             fail(case, "the multiplier decays from k to 1, not to 0: it is 1 + (k − 1)·(1 − step/T).")
         if math.isclose(got, 1.0 + (k - 1.0) * (1.0 - frac), abs_tol=1e-9):
@@ -114,5 +119,3 @@ def check_value_lr_multiplier(value_lr_multiplier_fn) -> None:
     print(f"Correct: value_lr_multiplier agrees with the layer's schedule on {len(cases)} cases "
           "(start, halfway, T, after T, k = 1).")
 
-
-register(3, VALUE_LR_MULTIPLIER_STUB, value_lr_multiplier, check_value_lr_multiplier)

@@ -7,11 +7,11 @@ from ..ive import keys_per_side
 import torch
 
 from ..model import default_wiring
-from ._grading import call, diagnose, expect_tensor, register
+from ._grading import call, diagnose, exercise, expect_tensor, seed_for
 
 __all__ = [
     "check_wiring", "check_step_time", "check_split_keys",
-    "SKIP_LAYER_FORWARD_STUB", "skip_layer_forward", "check_skip_layer_forward",
+    "SKIP_LAYER_FORWARD_STUB", "check_skip_layer_forward",
 ]
 
 
@@ -131,20 +131,6 @@ def skip_layer_forward(x, blocks, memories, wiring):
 '''
 
 
-def skip_layer_forward(x, blocks, memories, wiring):
-    """The solution: the loop of :meth:`ultramem_edu.model.LM.forward`, stripped to the wiring."""
-    outputs = [None] * len(memories)
-    for b, block in enumerate(blocks):
-        x, h = block(x)                                                # (B, D), (B, D)
-        for k, (i, _) in enumerate(wiring):
-            if i == b:
-                outputs[k] = memories[k](h)
-        for k, (_, j) in enumerate(wiring):
-            if j == b:
-                x = x + outputs[k]
-    return x
-
-
 def _toy_model(n_layers: int, n_memories: int, d: int, g: torch.Generator):
     """Blocks and memories with distinct random maps, so that every wiring mistake shows."""
     def block_fn(w1, w2):
@@ -164,7 +150,8 @@ def _toy_model(n_layers: int, n_memories: int, d: int, g: torch.Generator):
 
 
 def _wired(x, blocks, memories, wiring, reads="h", read_shift=0, write_shift=0):
-    """A forward pass with one of the typical mistakes (which state is read, where it is written)."""
+    """The skip-layer walk of :meth:`ultramem_edu.model.TransformerLM.forward` over toy blocks; with other
+    arguments than the defaults, one of the typical mistakes (which state is read, where it is written)."""
     outputs = [None] * len(memories)
     for b, block in enumerate(blocks):
         x_in = x
@@ -179,9 +166,10 @@ def _wired(x, blocks, memories, wiring, reads="h", read_shift=0, write_shift=0):
     return x
 
 
+@exercise(4, SKIP_LAYER_FORWARD_STUB, guarded=("ultramem_edu.exercises.ch04:_wired",))
 def check_skip_layer_forward(skip_layer_forward_fn) -> None:
-    """Compare the reader's forward pass with the solution on toy blocks and several wirings."""
-    g = torch.Generator().manual_seed(44)
+    """Compare the reader's forward pass with the skip-layer walk on toy blocks and several wirings."""
+    g = torch.Generator().manual_seed(seed_for(44))
     d = 6
     cases = [
         ("default_wiring(8, 2)", 8, default_wiring(8, 2)),
@@ -196,7 +184,7 @@ def check_skip_layer_forward(skip_layer_forward_fn) -> None:
         x = torch.randn(3, d, generator=g, dtype=torch.float64)
         out = call(skip_layer_forward_fn, case, x.clone(), blocks, memories, tuple(wiring))
         expect_tensor(out, (3, d), case, "the output", "(B, D)")
-        expected = skip_layer_forward(x, blocks, memories, wiring)
+        expected = _wired(x, blocks, memories, wiring)
         last = n_layers - 1
         mistakes = [
             (lambda: _wired(x, blocks, memories, wiring, reads="x"),
@@ -221,5 +209,3 @@ def check_skip_layer_forward(skip_layer_forward_fn) -> None:
     print(f"Correct: skip_layer_forward matches the model's wiring on {len(cases)} layouts "
           "(parallel branch, shared source, last block, no memory).")
 
-
-register(4, SKIP_LAYER_FORWARD_STUB, skip_layer_forward, check_skip_layer_forward)

@@ -6,11 +6,11 @@ import math
 import torch
 
 from ..ive import ive_lookup_reference, keys_per_side, make_shuffle
-from ._grading import call, diagnose, expect_tensor, fail, register
+from ._grading import LargestTensor, call, diagnose, exercise, expect_tensor, fail, seed_for
 
 __all__ = [
     "check_keys_and_virtual", "check_block_and_row", "check_projection_flops",
-    "IVE_LOOKUP_STUB", "ive_lookup", "check_ive_lookup",
+    "IVE_LOOKUP_STUB", "check_ive_lookup",
 ]
 
 
@@ -90,53 +90,14 @@ def ive_lookup(values, projectors, indices, scores):
 '''
 
 
-def ive_lookup(values, projectors, indices, scores):
-    """The solution: scatter-add the weighted rows into (B, E, D_v), then one einsum."""
-    n, d_v = values.shape
-    e = projectors.shape[0]
-    rows = values[indices % n] * scores.unsqueeze(-1)                  # (B, k, D_v)  weighted rows
-    pooled = values.new_zeros(indices.shape[0], e, d_v)
-    pooled.scatter_add_(1, (indices // n).unsqueeze(-1).expand(-1, -1, d_v), rows)   # (B, E, D_v)
-    return torch.einsum("bed,edo->bo", pooled, projectors)             # (B, D_out)
-
-
-class _LargestTensor:
-    """Records the largest tensor any torch operation produces while it is active (a dispatch mode)."""
-
-    def __init__(self):
-        self.numel = 0
-        self.mode = None
-        try:
-            from torch.utils._python_dispatch import TorchDispatchMode
-        except ImportError:  # an old torch: the size check is skipped
-            return
-        outer = self
-
-        class _Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                result = func(*args, **(kwargs or {}))
-                for t in result if isinstance(result, (tuple, list)) else (result,):
-                    if isinstance(t, torch.Tensor):
-                        outer.numel = max(outer.numel, t.numel())
-                return result
-
-        self.mode = _Mode()
-
-    def __enter__(self):
-        if self.mode is not None:
-            self.mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.mode is not None:
-            return self.mode.__exit__(*exc)
-        return False
-
-
+@exercise(6, IVE_LOOKUP_STUB, guarded=(
+    "ultramem_edu.ive:ive_lookup", "ultramem_edu.ive:ive_lookup_reference",
+    "ultramem_edu.kernels.value_lookup:value_lookup", "ultramem_edu.kernels.reference:value_lookup_reference",
+    "ultramem_edu.mcs:mcs_pool", "ultramem_edu.mcs:mcs_pool_reference"))
 def check_ive_lookup(ive_lookup_fn) -> None:
     """Compare the reader's lookup with :func:`ultramem_edu.ive.ive_lookup_reference`, and check that it
     never builds a tensor as large as the virtual table."""
-    g = torch.Generator().manual_seed(66)
+    g = torch.Generator().manual_seed(seed_for(66))
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
@@ -178,7 +139,7 @@ def check_ive_lookup(ive_lookup_fn) -> None:
                  "the output differs from Σ_k scores · values[a mod N] @ projectors[a div N]", atol=1e-8)
     values, projectors = rand(1024, 4), rand(4, 4, 6)
     indices, scores = idx(4096, 3, 5), rand(3, 5)
-    with _LargestTensor() as largest:
+    with LargestTensor() as largest:
         call(ive_lookup_fn, "N = 1024, E = 4, D_out = 6", values, projectors, indices, scores)
     table = 4 * 1024 * 6
     if largest.numel >= table:
@@ -197,5 +158,3 @@ def _first_hit_only(values, projectors, indices, scores):
     pooled[bags, indices // n] += values[indices % n] * scores.unsqueeze(-1)
     return torch.einsum("bed,edo->bo", pooled, projectors)
 
-
-register(6, IVE_LOOKUP_STUB, ive_lookup, check_ive_lookup)

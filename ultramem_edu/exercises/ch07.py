@@ -8,11 +8,11 @@ import torch
 from ..kernels.reference import value_lookup_reference
 from ..mcs import mcs_pool as _reference_mcs_pool
 from ..mcs import mcs_topm
-from ._grading import call, diagnose, expect_tensor, register
+from ._grading import call, diagnose, exercise, expect_tensor, seed_for
 
 __all__ = [
     "check_core_scores", "check_equal_cores_factor", "check_core_parameters",
-    "MCS_POOL_STUB", "mcs_pool", "check_mcs_pool",
+    "MCS_POOL_STUB", "check_mcs_pool",
 ]
 
 
@@ -32,6 +32,9 @@ def check_core_scores(s1: float, s2: float, summed: float) -> None:
         raise AssertionError("The two core scores are swapped: C₁ is the identity, C₂ swaps the key sets.")
     if s1 != e1 or s2 != e2:
         raise AssertionError("Not quite: S_c = Σ_{a,b} row[a]·C_c[a,b]·col[b], a bilinear form, not a product of sums.")
+    if summed == (e1 + e2) / 2:
+        raise AssertionError("That is the average of S₁ and S₂; the cores are summed, not averaged: the score "
+                             "with C = C₁ + C₂ is S₁ + S₂.")
     if summed != e1 + e2:
         raise AssertionError("The summed score is the score with C = C₁ + C₂, which is S₁ + S₂.")
     print(f"Correct: S₁ = {e1:g}, S₂ = {e2:g}; the summed core scores {e1 + e2:g}, their sum.")
@@ -92,19 +95,12 @@ def mcs_pool(values, indices, core_scores, num_blocks=1):
 '''
 
 
-def mcs_pool(values, indices, core_scores, num_blocks=1):
-    """The solution: weight each row slice by its core's score, then scatter-add per block."""
-    n, d_v = values.shape
-    b, k, h = core_scores.shape
-    rows = values[indices % n].view(b, k, h, d_v // h)                 # (B, k, h, s)
-    weighted = (rows * core_scores.unsqueeze(-1)).view(b, k, d_v)      # core c scales slice c
-    out = values.new_zeros(b, num_blocks, d_v)
-    return out.scatter_add_(1, (indices // n).unsqueeze(-1).expand(-1, -1, d_v), weighted)
-
-
+@exercise(7, MCS_POOL_STUB, guarded=(
+    "ultramem_edu.kernels.value_lookup:value_lookup", "ultramem_edu.kernels.reference:value_lookup_reference",
+    "ultramem_edu.mcs:mcs_pool", "ultramem_edu.mcs:mcs_pool_reference"))
 def check_mcs_pool(mcs_pool_fn) -> None:
     """Compare the reader's pooling with the package's (:func:`ultramem_edu.mcs.mcs_pool`)."""
-    g = torch.Generator().manual_seed(77)
+    g = torch.Generator().manual_seed(seed_for(77))
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
@@ -133,6 +129,12 @@ def check_mcs_pool(mcs_pool_fn) -> None:
         mistakes = [
             (lambda: value_lookup_reference(values, indices, core_scores.sum(-1, keepdim=True), e),
              "every slice got the summed score; core c's own score weights only its slice c"),
+            (lambda: value_lookup_reference(values, indices, core_scores.mean(-1, keepdim=True), e),
+             "you averaged the core scores: every slice got the mean of the h scores. Nothing is averaged in "
+             "MCS: core c's own score weights its slice c, and the h slices together make the row"),
+            (lambda: value_lookup_reference(values, indices, core_scores / h, e),
+             "each core's score was divided by h (an average over the cores); core c's score weights its slice "
+             "as it is, the cores' contributions add up"),
             (lambda: _pool_columns(values, indices, core_scores[..., torch.arange(d_v) % h], e),
              "core c owns the contiguous columns c·s .. (c+1)·s − 1, not every h-th column"),
             (lambda: value_lookup_reference(values, indices, core_scores.flip(-1), e),
@@ -165,5 +167,3 @@ def _one_hit_per_block(values, indices, core_scores, num_blocks):
     out[torch.arange(b)[:, None].expand_as(indices), indices // n] += weighted
     return out
 
-
-register(7, MCS_POOL_STUB, mcs_pool, check_mcs_pool)

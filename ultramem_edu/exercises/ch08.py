@@ -6,11 +6,11 @@ import math
 import torch
 
 from ..init import ln_scale_for_unit_mean, topm_mean_of_normals, value_std
-from ._grading import call, fail, register
+from ._grading import call, exercise, fail, seed_for
 
 __all__ = [
     "check_value_std", "check_ln_scale", "check_topm_mean",
-    "TOPM_MEAN_MONTE_CARLO_STUB", "topm_mean_monte_carlo", "check_topm_mean_monte_carlo",
+    "TOPM_MEAN_MONTE_CARLO_STUB", "check_topm_mean_monte_carlo",
 ]
 
 # Mean of the top 8 of 256 standard normals: topm_mean_of_normals(256, 8, samples=200_000) gave
@@ -82,13 +82,6 @@ def topm_mean_monte_carlo(n, m, samples, generator):
 '''
 
 
-def topm_mean_monte_carlo(n, m, samples, generator):
-    """The solution (the same computation as :func:`ultramem_edu.init.topm_mean_of_normals`)."""
-    draws = torch.randn(samples, n, generator=generator, dtype=torch.float64)     # (samples, n)
-    per_set = draws.topk(m, dim=-1).values.mean(-1)                               # (samples,)
-    return float(per_set.mean()), float(per_set.std() / math.sqrt(samples))
-
-
 # (n, m) -> (mean, std of one set's top-m mean). Estimated from 400,000 sets drawn in float64 with
 # torch.Generator().manual_seed(0) (8 chunks of 50,000), standard errors of the means <= 0.0008; for
 # m = n the values are exact (the mean of 16 standard normals: mean 0, std 1/4).
@@ -100,13 +93,14 @@ _REFERENCE = {
 }
 
 
+@exercise(8, TOPM_MEAN_MONTE_CARLO_STUB, guarded=("ultramem_edu.init:topm_mean_of_normals",))
 def check_topm_mean_monte_carlo(topm_mean_monte_carlo_fn, samples: int = 4000) -> None:
     """Check the reader's estimator statistically: for each (n, m), the estimate must lie within 5
     standard errors of a high-precision value, and the standard error must be within 25 % of the
     true one (std of one set / √samples)."""
     for seed, ((n, m), (mean, spread)) in enumerate(_REFERENCE.items()):
         case = f"n = {n}, m = {m}, {samples} samples"
-        out = call(topm_mean_monte_carlo_fn, case, n, m, samples, torch.Generator().manual_seed(seed))
+        out = call(topm_mean_monte_carlo_fn, case, n, m, samples, torch.Generator().manual_seed(seed_for(seed)))
         if not (isinstance(out, tuple) and len(out) == 2):
             fail(case, f"return a pair (estimate, standard_error), got {type(out).__name__}.")
         try:
@@ -136,5 +130,3 @@ def check_topm_mean_monte_carlo(topm_mean_monte_carlo_fn, samples: int = 4000) -
     print(f"Correct: the estimates agree with high-precision values for {len(_REFERENCE)} (n, m) pairs, "
           "and the standard errors have the right size.")
 
-
-register(8, TOPM_MEAN_MONTE_CARLO_STUB, topm_mean_monte_carlo, check_topm_mean_monte_carlo)
