@@ -171,3 +171,18 @@ def test_exact_top_m_mean_matches_closed_forms_and_monte_carlo():
     assert round(topm_threshold(256, 8), 2) == 1.86 and round(topm_mean_exact(256, 8), 2) == 2.23
     with pytest.raises(ValueError, match="m"):
         topm_threshold(8, 8)
+
+
+def test_onepass_kernel_builds_for_a100_and_hopper_with_wide_loads():
+    """Ahead of time, without a GPU (a child process compiles; see test_kernel_inspect.py)."""
+    from ultramem_edu.kernels import inspect as ki
+
+    variants = [ki.Variant("fwd_onepass", arch, "bfloat16", "int64") for arch in ki.ARCHS]
+    reports = ki.inspect_variants(variants + [ki.Variant("fwd", 90, "bfloat16", "int64")])
+    onepass, default = reports[:-1], reports[-1]
+    assert all(r["ok"] for r in reports), [r["error"] for r in reports if not r["ok"]]
+    assert all(r["spill_stores"] == r["spill_loads"] == 0 for r in onepass)
+    assert all(r["min_row_load_bits"] == 128 for r in onepass)
+    # the wider accumulator costs registers, hence resident programs
+    assert onepass[1]["registers"] > default["registers"]
+    assert onepass[1]["occupancy"]["blocks_per_sm"] < default["occupancy"]["blocks_per_sm"]

@@ -57,6 +57,9 @@ INDEX_DTYPES = ("int32", "int64")
 #   bwd_scores  _bwd_kernel, d scores only                (lookup_backward, deterministic=True)
 #   bwd_sorted  _bwd_values_sorted_kernel, d values       (lookup_backward, deterministic=True)
 KERNELS = ("fwd", "bwd_atomic", "bwd_scores", "bwd_sorted")
+# Opt-in (not in the default sweep): the one-pass forward the benchmark times next to ``fwd``,
+#   fwd_onepass _fwd_onepass_kernel                       (lookup_forward_onepass)
+OPTIONAL_KERNELS = ("fwd_onepass",)
 _SOURCE = Path(__file__).with_name("value_lookup_triton.py")
 
 
@@ -100,7 +103,7 @@ class Variant:
     shape: ExampleShape = ExampleShape()
 
     def __post_init__(self):
-        for name, allowed in (("kernel", KERNELS), ("arch", ARCHS), ("dtype", DTYPES),
+        for name, allowed in (("kernel", KERNELS + OPTIONAL_KERNELS), ("arch", ARCHS), ("dtype", DTYPES),
                               ("index_dtype", INDEX_DTYPES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -341,13 +344,14 @@ class _Recorder:
         return launch
 
 
-_KERNEL_ATTRS = ("_fwd_kernel", "_bwd_kernel", "_bwd_values_sorted_kernel")
+_KERNEL_ATTRS = ("_fwd_kernel", "_bwd_kernel", "_bwd_values_sorted_kernel", "_fwd_onepass_kernel")
 
 
 def capture_launches(shape: ExampleShape, dtype: str, index_dtype: str) -> dict[str, tuple]:
     """Run the real launchers on CPU example tensors with every kernel replaced by a recorder.
 
-    Returns {variant kernel name: (raw python function, grid, args, kwargs)} for KERNELS.
+    Returns {variant kernel name: (raw python function, grid, args, kwargs)} for KERNELS and
+    OPTIONAL_KERNELS.
     """
     from . import value_lookup_triton as K
 
@@ -378,6 +382,10 @@ def capture_launches(shape: ExampleShape, dtype: str, index_dtype: str) -> dict[
         assert not by_name["_bwd_kernel"][2]["ADD_GRAD_VALUES"]
         launches["bwd_scores"] = (originals["_bwd_kernel"].fn, *by_name["_bwd_kernel"])
         launches["bwd_sorted"] = (originals["_bwd_values_sorted_kernel"].fn, *by_name["_bwd_values_sorted_kernel"])
+        sink.clear()
+        K.lookup_forward_onepass(values, indices, scores, e)
+        (_, grid, args, kwargs), = sink
+        launches["fwd_onepass"] = (originals["_fwd_onepass_kernel"].fn, grid, args, kwargs)
     finally:
         for name, obj in originals.items():
             setattr(K, name, obj)
