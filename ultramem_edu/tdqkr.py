@@ -6,9 +6,10 @@ C ∈ R^{r×r} mixes them into the grid
     S_grid = S_rowᵀ C S_col,   score(i, j) = Σ_{a,b} S_row[a, i] C[a, b] S_col[b, j].
 
 A bilinear form has no exact two-stage shortcut, so retrieval is approximate in stage 1 and exact in
-stage 2: with C = U Λ Tᵀ and u, t its leading singular vectors (C ≈ λ₁ u tᵀ), keep the m rows with
-the largest uᵀS_row and the m columns with the largest tᵀS_col; then score the m×m candidates with
-the full core and keep the best m. u and t carry no gradient.
+stage 2: with C = Σ_i σ_i u_i t_iᵀ its singular value decomposition and u = u_1, t = t_1 the leading
+pair (C ≈ σ₁ u tᵀ), keep the m rows with the largest uᵀS_row and the m columns with the largest
+tᵀS_col; then score the m×m candidates with the full core and keep the best m. u and t carry no
+gradient. :func:`stage1_reach` asks the converse question: is every cell returned for some query?
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = [
     "gather_tucker_scores",
     "tucker_aux_loss",
     "recall_at_m",
+    "stage1_reach",
 ]
 
 
@@ -64,10 +66,13 @@ def rank1_factors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Leading singular vectors (u, t) of ``core`` (..., r, r), detached, each (..., r).
 
-    The SVD fixes u and t only up to a common sign; (−u, −t) gives the same rank-1 matrix but makes
-    stage 1 pick the *bottom* rows and columns. With ``previous`` the pair closer in L1 to the previous
-    pair is kept (the released code's rule, so the selection does not jump between optimiser steps);
-    without it the sign making Σu + Σt ≥ 0 is chosen (for a positive core, the Perron vectors).
+    The SVD fixes u and t only up to a common sign; (−u, −t) gives the same rank-1 matrix but negates
+    both rank-1 projections, so stage 1 searches the opposite corner of the grid: the bottom rows and
+    columns when the projections are non-negative, an equally good corner when they are signed. With
+    ``previous`` the pair closer in L1 to the previous pair is kept (the released code's rule, so the
+    selection does not jump between optimiser steps; a tie, as from the released code's start at
+    u = t = 0, keeps the SVD's own sign); without it the sign making Σu + Σt ≥ 0 is chosen (for a
+    positive core, the Perron vectors).
     """
     check_float_tensor("core", core, min_ndim=2)
     U, _, Vh = torch.linalg.svd(core.detach().double())
@@ -215,3 +220,59 @@ def tucker_aux_loss(core: torch.Tensor, tau: float = 0.15, alpha: float = 0.001)
     half = core.dtype in (torch.float16, torch.bfloat16)               # no half-precision SVD on CPU
     sigma = torch.linalg.svdvals(core.float() if half else core)       # (..., r) descending
     return (alpha / (r - 1) * (sigma[..., 1:] - tau).clamp(min=0).pow(2).sum()).to(core.dtype)
+
+
+def stage1_reach(
+    row_keys: torch.Tensor,
+    col_keys: torch.Tensor,
+    core: torch.Tensor,
+    m: int,
+    factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+    aim: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """For every cell (i, j) of one head's grid: does the query aimed at it get it back from TDQKR?
+
+    Stage 1 sees row i through its combined key ``Σ_a u_a row_keys[a, i]`` (its projection is
+    ``uᵀ S_row[:, i] = q_row · Σ_a u_a row_keys[a, i]``), and likewise column j with t. The query
+    aimed at (i, j) points each half along that combined key, the unit direction that makes the
+    cell's projections largest. Each of the n_r·n_c aimed queries is searched with
+    :func:`tdqkr_topm` (the paper's stage 1, with ``factors``).
+
+    Args:
+        row_keys: (r, n_r, D_k) and col_keys: (r, n_c, D_k) float, the r key sets of each side.
+        core: (r, r) float, the Tucker core.
+        m: 1 ≤ m ≤ min(n_r, n_c).
+        factors: the (u, t) the search uses, each (r,); default :func:`rank1_factors` of ``core``.
+        aim: the (u, t) the queries are aimed with; default ``factors``. Aiming with one pair and
+            searching with the other, flipped, shows that the corner belongs to the query.
+
+    Returns:
+        (n_r, n_c) bool: True where the aimed query's m returned addresses include the cell. True
+        proves that some query reaches the cell; False says only that the aimed query does not
+        (with narrow keys, D_k small next to n, a few cells can miss it).
+    """
+    check_float_tensor("row_keys", row_keys, ndim=3)
+    check_float_tensor("col_keys", col_keys, ndim=3)
+    check_float_tensor("core", core, ndim=2)
+    r, n_r, d = row_keys.shape
+    if col_keys.shape[0] != r or col_keys.shape[2] != d:
+        raise ValueError(f"col_keys must be (r={r}, n_c, D_k={d}) like row_keys, got {tuple(col_keys.shape)}")
+    if core.shape != (r, r):
+        raise ValueError(f"core must be (r, r) = ({r}, {r}), got {tuple(core.shape)}")
+    n_c = col_keys.shape[1]
+    check_int("m", m, 1, min(n_r, n_c))
+    u, t = rank1_factors(core) if factors is None else factors
+    aim_u, aim_t = (u, t) if aim is None else aim
+    for name, v in (("factors", u), ("factors", t), ("aim", aim_u), ("aim", aim_t)):
+        if tuple(v.shape) != (r,):
+            raise ValueError(f"{name} must be two (r={r},) tensors, got shape {tuple(v.shape)}")
+    combined_row = torch.einsum("a,aid->id", aim_u.to(row_keys), row_keys)     # (n_r, D_k)
+    combined_col = torch.einsum("b,bjd->jd", aim_t.to(col_keys), col_keys)     # (n_c, D_k)
+    i = torch.arange(n_r).repeat_interleave(n_c)                               # cell (i, j), row-major
+    j = torch.arange(n_c).repeat(n_r)
+    row_scores = torch.einsum("aid,qd->qai", row_keys, combined_row[i])         # (n_r·n_c, r, n_r)
+    col_scores = torch.einsum("bjd,qd->qbj", col_keys, combined_col[j])         # (n_r·n_c, r, n_c)
+    q = n_r * n_c
+    _, idx = _tdqkr_topm(row_scores, col_scores, core.expand(q, r, r), m,
+                         (u.to(core).expand(q, r), t.to(core).expand(q, r)), False)
+    return (idx == (i * n_c + j).unsqueeze(-1)).any(-1).reshape(n_r, n_c)
