@@ -13,6 +13,7 @@ from ultramem_edu.engram import (EngramConfig, EngramLayer, compress_vocabulary,
                                  is_prime, ngram_hashes, normalise_token_text, prefetch_addresses)
 from ultramem_edu.layer import memory_param_groups
 from ultramem_edu.model import LMConfig, TransformerLM
+from ultramem_edu.moe import activated_parameters_per_token
 from ultramem_edu.offload import (EngramSpec, HostLink, exposed_seconds, fetch_seconds, host_offload_comparison,
                                   ultramem_fetch_bytes)
 
@@ -214,6 +215,13 @@ def test_model_hook_passes_token_ids_and_prefetch_matches():
     assert model.memories[0].table.grad.count_nonzero() > 0
     groups = {g["name"]: g["params"] for g in memory_param_groups(model, lr=1e-3)}
     assert any(p is model.memories[1].table for p in groups["values"])
+
+
+def test_activated_parameters_count_the_rows_read():
+    layer = EngramLayer(small_config())
+    own = sum(p.numel() for p in layer.parameters()) - layer.table.numel()
+    assert activated_parameters_per_token(layer) == own + 4 * 3    # H = 2·2 heads, d_h = 3
+    assert layer.table.shape == (layer.num_rows, 3) and layer.num_rows == int(layer.moduli.sum())
 
 
 def test_layers_must_read_distinct_blocks():
