@@ -15,6 +15,10 @@ Cell tags (a cell's ``metadata.tags``), the convention the chapters follow:
     (shapes) and a body that raises ``NotImplementedError``. In the instructor edition it runs too,
     and the ``solution`` cell after it redefines the function. Stubs come from the package
     (``ultramem_edu.exercises._grading.stub_source(name)``), so that notebook and check agree.
+``answer-reveal``
+    Removed from the student edition: a cell (code or markdown) that shows an exercise's answer
+    before the exercise — the source of the package function the reader is about to write, or a
+    worked result. The chapter must read right without it.
 ``needs-solution``
     Kept, and given the ``raises-exception`` tag in the student edition: a cell that runs the
     reader's function (the ``check_...`` call, or a later use of the function). Until the reader has
@@ -27,6 +31,11 @@ Markdown cells also lose, wherever they are, the solutions written inline as MyS
 ``{solution}`` blocks, and everything between ``{solution-start}`` and ``{solution-end}``.
 Cells without tags are copied unchanged, so the script runs on chapters that carry no tags yet.
 
+Next to the notebooks the script writes what they load: ``quizzes/`` (each chapter's last cell shows
+``quizzes/chNN.json``) and ``figures/`` (the stored results chapters 5 and 10–13 read, found as
+``../figures`` inside the repository and as ``figures`` in a copy of ``student/`` anywhere else), so
+that ``student/`` runs wherever an instructor hands it out.
+
 After executing a student notebook, :func:`unexpected_errors` lists the cells that failed with
 anything other than ``NotImplementedError`` in a ``needs-solution`` cell, and
 :func:`stub_mismatches` lists the ``stub`` cells whose source is not the package's stub of the same
@@ -38,11 +47,17 @@ import argparse
 import copy
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 SOLUTION, STUB, NEEDS_SOLUTION = "solution", "stub", "needs-solution"
+ANSWER_REVEAL = "answer-reveal"
 RAISES = "raises-exception"
+# Folders next to the book's notebooks that the chapters load, copied into the student edition.
+ASSETS = ("quizzes",)
+# The repository's stored results (figures/), copied without the training job's raw run folders.
+FIGURES_IGNORED = ("runs", "__pycache__")
 
 # An opening fence of a solution directive: ```{admonition} Solution..., ```{solution} ..., :::{solution}
 _OPEN = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|:{3,})\s*\{(?:admonition\}\s+Solution\b|solution\})")
@@ -101,9 +116,10 @@ def student_notebook(nb: dict) -> dict:
             if cell["cell_type"] == "markdown" and _END.search(text):
                 in_solution = False
             continue
-        if SOLUTION in cell_tags:
+        if SOLUTION in cell_tags or ANSWER_REVEAL in cell_tags:
             if STUB in cell_tags or NEEDS_SOLUTION in cell_tags:
-                raise ValueError(f"a cell cannot be tagged both 'solution' and 'stub'/'needs-solution': {text[:80]!r}")
+                raise ValueError("a cell cannot be tagged both 'solution'/'answer-reveal' and 'stub'/'needs-solution': "
+                                 f"{text[:80]!r}")
             continue
         if cell["cell_type"] == "markdown":
             stripped = strip_inline_solutions(text)
@@ -160,11 +176,16 @@ def stub_mismatches(nb: dict) -> list[str]:
     return problems
 
 
-def make_student_edition(book: Path, out: Path) -> list[Path]:
-    """Write the student edition of every ``book/*.ipynb`` into ``out``; return the written paths."""
+def make_student_edition(book: Path, out: Path, figures: Path | None = None) -> list[Path]:
+    """Write the student edition of every ``book/*.ipynb`` into ``out``, with the folders the chapters
+    load (:data:`ASSETS` from ``book``, and ``figures``, by default ``book/../figures``, as
+    ``out/figures``); return the written notebooks."""
+    book, out = Path(book), Path(out)
     notebooks = sorted(book.glob("*.ipynb"))
     if not notebooks:
         raise ValueError(f"no notebooks in {book}")
+    if out.resolve() == book.resolve():
+        raise ValueError(f"out must differ from book ({book}): the student edition would overwrite the chapters")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebooks:
@@ -172,7 +193,20 @@ def make_student_edition(book: Path, out: Path) -> list[Path]:
         target = out / path.name
         target.write_text(json.dumps(student_notebook(nb), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(target)
+    for name in ASSETS:
+        if (book / name).is_dir():
+            _copy_tree(book / name, out / name)
+    figures = book.parent / "figures" if figures is None else Path(figures)
+    if figures.is_dir():
+        _copy_tree(figures, out / "figures", ignore=shutil.ignore_patterns(*FIGURES_IGNORED))
     return written
+
+
+def _copy_tree(source: Path, target: Path, ignore=None) -> None:
+    """Replace ``target`` by a copy of ``source``."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=ignore)
 
 
 def main(argv: list[str] | None = None) -> int:
