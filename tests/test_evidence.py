@@ -174,3 +174,19 @@ def test_evidence_quick_run_records_the_preregistration(tmp_path):
     assert reported == {0, 1}
     spec, _, _ = experiment_spec("evidence", True, None, "cpu", None, None)
     assert all(b["seeds"] == list(spec["seeds"]) for b in payload["models"]["dense"]["budgets"].values())
+
+
+def test_half_fits_show_a_plateau():
+    """A curve that falls over its lower half and is flat over its upper half: the one-line fit says
+    "falls", the halves say where."""
+    from ultramem_edu.experiments.scaling import half_fits
+
+    rng = np.random.default_rng(0)
+    pts = []
+    for k in range(8):
+        level = 3.0 - 0.02 * min(k, 3)
+        pts.append({"num_values": 2 ** (8 + k), "test_loss_per_seed": list(level + rng.normal(0, 0.002, 2))})
+    h = half_fits(pts)
+    assert h["lower"]["slope_ci95"][1] < 0 < h["upper"]["slope_ci95"][1] and h["upper"]["slope_ci95"][0] < 0
+    assert h["lower"]["num_values"] == [256, 512, 1024, 2048]
+    assert half_fits(pts[:4]) is None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
+from scipy.stats import t as _scipy_t
 
 from ..data import CharTokenizer, load_corpus, split_corpus
 from ..model import LMConfig, TransformerLM
@@ -182,19 +183,23 @@ def to_jsonable(x):
 
 
 def paired_delta(a: Iterable[float], b: Iterable[float]) -> dict:
-    """Δ = a − b paired by seed: mean, std, standard error, resolved (|Δ| > 2 SE), and the seeds a
-    paired comparison needs for |Δ| > 2 SE at this effect and spread (a power estimate: n ≥ (2σ/Δ)²,
-    at least 2), or None when Δ = 0 or with a single seed."""
+    """Δ = a − b paired by seed, tested with the paired t-test (:func:`.stats.paired_t`): mean, std,
+    standard error, the 95 % t-interval ``ci95`` (df = n − 1), the two-sided ``p``, ``resolved`` (the
+    interval excludes zero) and ``seeds_needed`` — the paired seeds that give a two-sided test at the 5 %
+    level 80 % power at this effect and spread (noncentral t; None when Δ = 0, with one seed, or beyond
+    10 000 seeds)."""
+    from .stats import paired_t, seeds_for_power
+
     d = [x - y for x, y in zip(a, b)]
     mean, std = mean_std(d)
     n = len(d)
-    se = std / math.sqrt(n) if n > 1 else float("nan")
-    resolved = n > 1 and abs(mean) > 2 * se
-    need = None
-    if n > 1 and mean != 0:
-        need = max(2, math.ceil((2 * std / abs(mean)) ** 2)) if std > 0 else 2
-    return {"mean": mean, "std": std, "se": se, "n": n, "resolved": bool(resolved), "seeds_needed": need,
-            "per_seed": d}
+    if n < 2:
+        return {"mean": mean, "std": std, "se": float("nan"), "n": n, "ci95": None, "p": None, "resolved": False,
+                "seeds_needed": None, "per_seed": d}
+    t = paired_t(d)
+    need = seeds_for_power(mean, std) if mean != 0 else None
+    return {"mean": mean, "std": std, "se": t["se"], "n": n, "ci95": t["ci"], "p": t["p"], "resolved": t["resolved"],
+            "seeds_needed": need, "per_seed": d}
 
 
 def pairwise_deltas(per_seed: dict) -> dict:
@@ -225,20 +230,9 @@ def linear_fit(x: Iterable[float], y: Iterable[float]) -> dict:
     resid = [c - (a0 + b * a) for a, c in zip(x, y)]
     s2 = sum(r * r for r in resid) / (n - 2)
     se = math.sqrt(s2 / sxx)
-    t = _student_t975(n - 2)
+    t = float(_scipy_t.ppf(0.975, n - 2))
     return {"intercept": a0, "slope": b, "slope_se": se, "slope_ci95": [b - t * se, b + t * se], "n": n,
             "t975": t, "residual_std": math.sqrt(s2)}
-
-
-def _student_t975(df: int) -> float:
-    """The 97.5 % quantile of Student's t (table for small df, normal beyond)."""
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-             10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-             18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000}
-    if df in table:
-        return table[df]
-    keys = sorted(k for k in table if k <= df)
-    return table[keys[-1]] if df <= 60 else 1.96
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

@@ -24,6 +24,21 @@ from .trainer import train_run
 NAME = "scaling"
 
 
+def half_fits(points: list[dict]) -> dict | None:
+    """Straight-line fits through the lower and the upper half of a curve's memory sizes: a curve that
+    falls and then levels off shows a resolved lower-half slope and an upper-half slope whose interval
+    holds zero — what one fit through every point hides. None with fewer than 3 sizes in a half."""
+    half = len(points) // 2
+    out = {}
+    for label, part in (("lower", points[:half]), ("upper", points[half:])):
+        xs = [math.log2(p["num_values"]) for p in part for _ in p["test_loss_per_seed"]]
+        ys = [v for p in part for v in p["test_loss_per_seed"]]
+        if len({*xs}) < 3:
+            return None
+        out[label] = dict(linear_fit(xs, ys), num_values=[p["num_values"] for p in part])
+    return out
+
+
 def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False, seeds=None, steps: int | None = None,
                 checkpoints=None, progress: bool = True, models=None, device: str = "cpu", scale: str | None = None,
                 overwrite: bool = False, shard=None, collect: bool = False, results_dir=None) -> dict:
@@ -85,7 +100,8 @@ def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False,
         if fit is not None:
             lo, hi = fit["slope_ci95"]
             verdict = "falls" if hi < 0 else ("rises" if lo > 0 else "flat within the CI")
-        curves[name] = {"points": points, "fit_vs_log2N": fit, "loss_vs_N": verdict, "complete": complete}
+        curves[name] = {"points": points, "fit_vs_log2N": fit, "loss_vs_N": verdict, "complete": complete,
+                        "fit_halves": half_fits(points)}
         if progress and fit is not None:
             print(f"{name:<20} slope per doubling of N {fit['slope']:+.4f} "
                   f"(95% CI {fit['slope_ci95'][0]:+.4f} .. {fit['slope_ci95'][1]:+.4f}) → {verdict}")

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from scipy import stats as _st
 
-__all__ = ["paired_t", "noninferiority", "tost", "holm", "seeds_for_power", "t_interval", "power_paired"]
+__all__ = ["t_quantile", "paired_t", "noninferiority", "tost", "holm", "seeds_for_power", "t_interval", "power_paired"]
 
 
 def _diffs(a: Iterable[float], b: Iterable[float] | None) -> list[float]:
@@ -47,10 +47,21 @@ def _check_level(name: str, value: float) -> float:
 
 
 def _mean_sd(d: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample sd; an sd at the level of rounding error (differences equal up to float noise) is 0."""
     n = len(d)
     mean = sum(d) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) if n > 1 else float("nan")
+    if n > 1 and sd <= 1e-12 * max(1.0, max(abs(x) for x in d)):
+        sd = 0.0
     return mean, sd
+
+
+def t_quantile(q: float, df: int) -> float:
+    """The q-quantile of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf``)."""
+    _check_level("q", q)
+    if not isinstance(df, int) or df < 1:
+        raise ValueError(f"df must be an int >= 1, got {df!r}")
+    return float(_st.t.ppf(q, df))
 
 
 def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -64,7 +75,7 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, flo
     mean, sd = _mean_sd(v)
     if len(v) < 2:
         return mean, float("nan"), float("nan")
-    half = _st.t.ppf(0.5 + level / 2, len(v) - 1) * sd / math.sqrt(len(v))
+    half = float(_st.t.ppf(0.5 + level / 2, len(v) - 1)) * sd / math.sqrt(len(v))
     return mean, mean - half, mean + half
 
 
@@ -86,7 +97,7 @@ def paired_t(a: Iterable[float], b: Iterable[float] | None = None, alpha: float 
         lo = hi = mean
         p = 1.0 if mean == 0 else 0.0
     else:
-        half = _st.t.ppf(1 - alpha / 2, n - 1) * se
+        half = float(_st.t.ppf(1 - alpha / 2, n - 1)) * se
         lo, hi = mean - half, mean + half
         p = float(_st.ttest_1samp(d, 0.0).pvalue)
     return {"mean": mean, "sd": sd, "se": se, "n": n, "ci": [lo, hi], "p": p, "alpha": alpha,
@@ -115,7 +126,7 @@ def noninferiority(a: Iterable[float], b: Iterable[float] | None, margin: float,
         lo = hi = mean
         p = 1.0 if mean == margin else 0.0
     else:
-        half = _st.t.ppf(1 - alpha / 2, n - 1) * se
+        half = float(_st.t.ppf(1 - alpha / 2, n - 1)) * se
         lo, hi = mean - half, mean + half
         p = float(_st.ttest_1samp(d, float(margin)).pvalue)
     return {"mean": mean, "sd": sd, "se": se, "n": n, "margin": float(margin), "ci": [lo, hi], "p": p,
@@ -141,7 +152,7 @@ def tost(a: Iterable[float], b: Iterable[float] | None, margin: float, alpha: fl
         lo = hi = mean
         p = 0.0 if abs(mean) < margin else 1.0
     else:
-        half = _st.t.ppf(1 - alpha, n - 1) * se
+        half = float(_st.t.ppf(1 - alpha, n - 1)) * se
         lo, hi = mean - half, mean + half
         p_low = _st.ttest_1samp(d, -float(margin), alternative="greater").pvalue
         p_high = _st.ttest_1samp(d, float(margin), alternative="less").pvalue
