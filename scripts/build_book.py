@@ -5,7 +5,8 @@
    from the installed plotly (``scripts/book_assets.py``),
 3. runs ``jupyter-book build . --all -W -n --keep-going`` with every notebook executed
    (``ULTRAMEM_BOOK_BUILD=1`` switches figures to the book's own plotly.js),
-4. checks that every page of ``_toc.yml`` was written.
+4. checks that every page of ``_toc.yml`` was written,
+5. writes the chapters' reveal.js slides into the site (``scripts/make_slides.py``).
 
 Exits non-zero on any warning, failed notebook or missing page. A cell still running after the
 per-cell ``execute.timeout`` of ``_config.yml`` is such a failure: the log shows nbclient's
@@ -28,6 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import book_assets  # noqa: E402  (a sibling module, also the book's Sphinx extension)
+import make_slides  # noqa: E402  (a sibling module: the chapters' slides)
 
 ROOT = book_assets.ROOT
 BUILD_DIR = ROOT / "_build"
@@ -96,6 +98,8 @@ def build(toc_path: Path = ROOT / "_toc.yml") -> int:
     if missing:
         print(f"\nbook build FAILED after {seconds:.0f} s: no HTML for {', '.join(missing)}")
         return 1
+    decks = make_slides.build_all(HTML_DIR)
+    print(f"slides: {len(decks)} decks in {HTML_DIR / make_slides.SLIDES}")
     print(f"\nbook built in {seconds:.0f} s: open {HTML_DIR / 'index.html'}")
     return 0
 
