@@ -169,7 +169,7 @@ def test_masked_step_validation():
         row_mask(5, torch.tensor([5]))
 
 
-@pytest.mark.parametrize("kind", ["ultramem", "pkm", "memory_plus", "peer"])
+@pytest.mark.parametrize("kind", sorted(MEMORIES))
 def test_sparse_step_changes_only_the_chosen_rows_of_the_whole_model(kind):
     model = model_with(kind).eval()
     g = torch.Generator().manual_seed(4)
