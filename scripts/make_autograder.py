@@ -1,6 +1,6 @@
 """Build the Gradescope autograder bundle for the book's coding exercises.
 
-    python scripts/make_autograder.py --seed S [--out autograder.zip] [--points NAME=POINTS ...]
+    python scripts/make_autograder.py --seed S [--out _build/autograder.zip] [--points NAME=POINTS ...]
 
 writes a zip that Gradescope's "Configure Autograder" page takes as it is. At its root:
 
@@ -97,6 +97,11 @@ def build(out: Path, seed: int, points: dict[str, float] | None = None, root: Pa
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     points = dict(points or {})
+    from ultramem_edu.exercises._grading import coding_exercises
+
+    unknown = sorted(set(points) - {e.name for e in coding_exercises()})
+    if unknown or any(not (isinstance(v, (int, float)) and v >= 0) for v in points.values()):
+        raise ValueError(f"points must map exercise names to numbers >= 0; unknown names: {unknown}")
     sys.path.insert(0, str(root / "scripts"))
     try:
         import make_student_edition
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=None,
                         help="the grading seed (the checks' hidden inputs); a random one when left out")
-    parser.add_argument("--out", type=Path, default=ROOT / "autograder.zip", help="the zip to write")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "autograder.zip", help="the zip to write")
     parser.add_argument("--points", nargs="*", default=[], metavar="NAME=POINTS",
                         help="points of an exercise (default 1 each)")
     args = parser.parse_args(argv)

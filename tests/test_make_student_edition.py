@@ -113,7 +113,8 @@ def test_the_real_book_converts(tmp_path):
         nb = json.loads(original.read_text(encoding="utf-8"))
         student = json.loads(student_path.read_text(encoding="utf-8"))
         nbformat.validate(nbformat.reads(json.dumps(student), as_version=4))
-        n_solutions = sum("solution" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+        n_solutions = sum(bool({"solution", "answer-reveal"} & set(c.get("metadata", {}).get("tags", [])))
+                          for c in nb["cells"])
         assert len(student["cells"]) <= len(nb["cells"]) - n_solutions
         assert student["cells"][0] == nb["cells"][0], "the Colab header stays first and unchanged"
         text = "".join("".join(c["source"]) for c in student["cells"] if c["cell_type"] == "markdown")
@@ -145,3 +146,33 @@ def test_stub_mismatches_compares_stub_cells_with_the_package():
     assert "differs from stub_source('topm_read')" in mse.stub_mismatches(nb_with(edited))[0]
     assert "not a coding exercise" in mse.stub_mismatches(nb_with("def nothing():\n    pass"))[0]
     assert "must define a function" in mse.stub_mismatches(nb_with("x = 2"))[0]
+
+
+def test_answer_reveal_cells_are_dropped_and_may_not_be_exercise_cells():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("show_source(answer)", metadata={"tags": ["answer-reveal"]}),
+                nbformat.v4.new_markdown_cell("The answer is 42.", metadata={"tags": ["answer-reveal", "remove-input"]}),
+                nbformat.v4.new_code_cell("x = 1")]
+    student = mse.student_notebook(json.loads(nbformat.writes(nb)))
+    assert ["".join(c["source"]) for c in student["cells"]] == ["x = 1"]
+    nb.cells = [nbformat.v4.new_code_cell("x", metadata={"tags": ["answer-reveal", "needs-solution"]})]
+    with pytest.raises(ValueError, match="both"):
+        mse.student_notebook(json.loads(nbformat.writes(nb)))
+
+
+def test_the_edition_carries_the_quizzes_and_the_figures_and_not_the_runs(tmp_path):
+    book, figures = tmp_path / "book", tmp_path / "figures"
+    (book / "quizzes").mkdir(parents=True)
+    (book / "quizzes" / "ch01.json").write_text("{}")
+    (figures / "runs").mkdir(parents=True)
+    (figures / "exp_lm.json").write_text("{}")
+    (figures / "runs" / "log.txt").write_text("raw")
+    (book / "01_x.ipynb").write_text(nbformat.writes(_notebook()))
+    out = tmp_path / "student"
+    (out / "quizzes").mkdir(parents=True)
+    (out / "quizzes" / "stale.json").write_text("{}")                 # an older edition's file
+    mse.make_student_edition(book, out)
+    assert sorted(p.name for p in (out / "quizzes").iterdir()) == ["ch01.json"]
+    assert (out / "figures" / "exp_lm.json").exists() and not (out / "figures" / "runs").exists()
+    with pytest.raises(ValueError, match="must differ"):
+        mse.make_student_edition(book, book)
