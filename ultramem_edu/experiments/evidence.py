@@ -146,17 +146,20 @@ def run_evidence(quick: bool = False, out: str = "figures", resume: bool = False
                                                          "num_values": spec["num_values"]}, name))
             for name in headline + exploratory}
     entries = {}
-    # phase 1: every family's selection (headline first), so that later phases find their rates
-    for name in headline + exploratory:
-        fam = fams[name]
-        sel = _selection(name, fam, spec, lambda o, lr, s, fam=fam: run_at(fam, o, "lm", lr, s))
-        torch.manual_seed(0)
-        entries[name] = {"description": fam.description, "recipe": fam.recipe, "ffn_hidden": fam.ffn_hidden,
-                         "compute_matched": fam.compute_matched, "params": model_parameter_counts(fam.build()),
-                         "role": "headline" if name in headline else "exploratory", "selection": sel, "budgets": {}}
-    # phase 2: reported seeds, lm budget for the headline families, then their long budget, then exploratory
-    order = [(n, "lm") for n in headline] + [(n, "long") for n in headline] + [(n, "lm") for n in exploratory]
+    # in this order: the headline families' selections, their lm runs, their long runs, then the exploratory
+    # families' selections and runs, so that the headline claims are complete first
+    order = ([(n, "select") for n in headline] + [(n, "lm") for n in headline] + [(n, "long") for n in headline]
+             + [(n, "select") for n in exploratory] + [(n, "lm") for n in exploratory])
     for name, budget in order:
+        if budget == "select":
+            fam = fams[name]
+            sel = _selection(name, fam, spec, lambda o, lr, s, fam=fam: run_at(fam, o, "lm", lr, s))
+            torch.manual_seed(0)
+            entries[name] = {"description": fam.description, "recipe": fam.recipe, "ffn_hidden": fam.ffn_hidden,
+                             "compute_matched": fam.compute_matched, "params": model_parameter_counts(fam.build()),
+                             "role": "headline" if name in headline else "exploratory", "selection": sel,
+                             "budgets": {}}
+            continue
         entry, fam = entries[name], fams[name]
         fam_seeds = seeds if name in headline else tuple(s for s in spec["exploratory_seeds"] if s in seeds) or seeds
         chosen = entry["selection"]["chosen"]
