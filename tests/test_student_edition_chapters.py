@@ -79,6 +79,35 @@ def test_chapter_has_two_predict_then_run_prompts(path):
         assert ":class: dropdown" in text, f"{path.name}: the answer after cell {i} is not hidden until opened"
 
 
+def _bound_names(source):
+    """Names a code cell binds (imports, definitions, assignments); magics and shell lines left out."""
+    import ast
+
+    lines = [ln for ln in source.split("\n") if not ln.lstrip().startswith(("%", "!"))]
+    bound = set()
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+    return bound
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_only_the_stub_binds_the_exercises_name_in_the_student_edition(path):
+    """No import or other cell of the student edition binds an exercise's name: a student who skips
+    the stub, or misnames the function, must not be graded on the package's code."""
+    pytest.importorskip("triton")
+    from ultramem_edu.exercises._grading import coding_exercises
+
+    names = {e.name for e in coding_exercises(int(path.name[:2]))}
+    for i, cell in enumerate(mse.student_notebook(_load(path))["cells"]):
+        if cell["cell_type"] == "code" and "stub" not in mse.tags(cell):
+            assert not _bound_names(_source(cell)) & names, (path.name, i, _source(cell)[:120])
+
+
 ALL_NOTEBOOKS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 
 
