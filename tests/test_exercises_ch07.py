@@ -40,7 +40,6 @@ import torch  # noqa: E402
 
 import exercise_solutions as solutions  # noqa: E402
 
-from ultramem_edu.kernels.reference import value_lookup_reference  # noqa: E402
 from ultramem_edu.mcs import mcs_pool as package_mcs_pool  # noqa: E402
 from ultramem_edu.mcs import mcs_pool_reference  # noqa: E402
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..init import ln_scale_for_unit_mean, topm_mean_of_normals, value_std
+from ..init import ln_scale_for_unit_mean, value_std
 from ._grading import call, exercise, fail, seed_for
 
 __all__ = [

@@ -26,7 +26,6 @@ import weakref
 
 import torch
 import triton
-import triton.language as tl
 
 from ..kernels.reference import value_lookup_reference
 from ._grading import exercise, fail, seed_for
