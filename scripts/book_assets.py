@@ -17,12 +17,16 @@ As a Sphinx extension (``_config.yml``: ``sphinx.local_extensions``) this module
 * fetches the assets when the build starts, so a plain ``jupyter-book build .`` works too,
 * adds plotly.js to exactly the pages that hold a plotly figure,
 * warns (an error under ``-W``) about any page that still loads a script, stylesheet or font
-  from another host.
+  from another host,
+* gives the sidebar's link to the PDF edition its address (``pdf_url``), and for the PDF edition
+  (Sphinx's LaTeX builder) turns the widgets' "online edition" links into the chapter's own web
+  address and the SVG drawings into PDF (Debian's ``rsvg-convert``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,6 +44,14 @@ HTML_MANAGER_SPEC = "@jupyter-widgets/html-manager@1.0.13"
 # The accessibility checker the browser tests inject into every built page (never served by the
 # book itself): fetched and cached the same way.
 AXE_SPEC = "axe-core@4.14.1"
+
+# The PDF edition's file name; scripts/build_book.py --pdf copies it to the site's root.
+PDF_NAME = "ultramem-edu.pdf"
+# Set by build_book.py --pdf: the sidebar then links to the site's own copy of the PDF, otherwise
+# to the published one.
+LOCAL_PDF_ENV = "ULTRAMEM_BOOK_LOCAL_PDF"
+# What ultramem_edu.viz._plotly.widget_note links to; the chapter's address in the PDF.
+LIVE_PAGE_URL = "https://ultramem-edu.github.io/ultramem-edu/#live-page"
 
 # Paths as seen from the site root, i.e. relative to _build/html.
 MATHJAX_FILE = "vendor/mathjax/tex-mml-chtml.js"
@@ -216,6 +228,10 @@ def _on_page_context(app, pagename, templatename, context, doctree) -> None:
             seen.add(key)
             unique.append(js)
         scripts[:] = unique
+    if os.environ.get(LOCAL_PDF_ENV) == "1":
+        context["pdf_url"] = context["pathto"](PDF_NAME, 1)
+    else:
+        context["pdf_url"] = (app.config.html_baseurl or "").rstrip("/") + "/" + PDF_NAME
     if 'class="plotly-graph-div"' in context.get("body", ""):
         # Relative to _static/, as Sphinx resolves script paths; defer: figures draw on
         # DOMContentLoaded (see ultramem_edu.viz._plotly), after deferred scripts have run.
@@ -242,9 +258,40 @@ def _on_build_finished(app, exception) -> None:
             )
 
 
+def _on_doctree_resolved(app, doctree, docname) -> None:
+    if app.builder.format != "latex":
+        return
+    from docutils import nodes
+
+    page = (app.config.html_baseurl or "").rstrip("/") + f"/{docname}.html"
+    for ref in doctree.findall(nodes.reference):
+        if ref.get("refuri") == LIVE_PAGE_URL:
+            ref["refuri"] = page
+
+
+def _svg_converter():
+    from sphinx.transforms.post_transforms.images import ImageConverter
+
+    class RsvgConverter(ImageConverter):
+        """SVG drawings to PDF for LaTeX, vector to vector (Debian package librsvg2-bin)."""
+
+        conversion_rules = [("image/svg+xml", "application/pdf")]
+
+        def is_available(self) -> bool:
+            return shutil.which("rsvg-convert") is not None
+
+        def convert(self, _from: str, _to: str) -> bool:
+            subprocess.run(["rsvg-convert", "-f", "pdf", "-o", _to, _from], check=True)
+            return True
+
+    return RsvgConverter
+
+
 def setup(app):
     # Before Sphinx checks that html_extra_path exists (its own handler runs at priority 800).
     app.connect("config-inited", _on_config_inited, priority=100)
     app.connect("html-page-context", _on_page_context)
     app.connect("build-finished", _on_build_finished)
+    app.connect("doctree-resolved", _on_doctree_resolved)
+    app.add_post_transform(_svg_converter())
     return {"parallel_read_safe": True, "parallel_write_safe": True}

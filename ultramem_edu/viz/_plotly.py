@@ -19,20 +19,38 @@ draws the figure with the page's own copy of plotly.js. Two reasons:
 
 :func:`setup_renderer` makes bare ``fig`` (a figure as a cell's last expression) and
 ``fig.show()`` take the same path during a book build.
+
+Every figure carries a text alternative generated from the data it draws (:func:`describe_figure`:
+what is plotted, the ranges, the extremes), read by screen readers through ``aria-describedby``.
+
+For the PDF edition (``scripts/build_book.py --pdf`` also sets ``ULTRAMEM_BOOK_PDF=1``) a figure
+is a static PNG (rendered by kaleido with the same headless Chromium the browser tests use) and a
+widget its static state: the figure its controls show by default, the controls' settings, and a
+note that links to the chapter's live page.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import math
 import os
+import re
+import shutil
 import uuid
 from typing import Any
 
 from plotly.io.base_renderers import MimetypeRenderer
 
-from .palette import min_width
+from .palette import GRID, TEXT, min_width
 
 BOOK_BUILD_ENV = "ULTRAMEM_BOOK_BUILD"
+PDF_BUILD_ENV = "ULTRAMEM_BOOK_PDF"
+# Replaced by the chapter's web address in the PDF (scripts/book_assets.py, for the latex builder).
+LIVE_PAGE_URL = "https://ultramem-edu.github.io/ultramem-edu/#live-page"
+PDF_FIGURE_WIDTH = 700   # px: the book's text column; the PNG is drawn at twice that resolution
+PRINT_TEXT = "#333333"   # the figures' grey text, darkened for paper
 BOOK_RENDERER = "ultramem_book"
 _DEFAULT_HEIGHT = 450  # plotly.js's default when the layout sets none
 _DEFAULT_CONFIG = {"responsive": True, "displaylogo": False}
@@ -43,6 +61,134 @@ def in_book_build() -> bool:
     return os.environ.get(BOOK_BUILD_ENV, "") == "1"
 
 
+def in_pdf_build() -> bool:
+    """True while ``scripts/build_book.py --pdf`` executes the notebooks for the PDF edition."""
+    return in_book_build() and os.environ.get(PDF_BUILD_ENV, "") == "1"
+
+
+# --- text alternatives -----------------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _plain(text: Any) -> str:
+    """Plotly rich text (``<br>``, ``<b>``, ``<sub>``...) as one line of plain text."""
+    if isinstance(text, dict):
+        text = text.get("text")
+    if not text:
+        return ""
+    return " ".join(html.unescape(_TAG.sub(" ", str(text).replace("<br>", " "))).split())
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e5 else f"{value:.3e}"
+
+
+def _numbers(values: Any) -> list[float] | None:
+    """Finite floats of a flat sequence, or None when it holds anything but numbers."""
+    if values is None:
+        return None
+    try:
+        flat = [float(v) for v in values if v is not None]
+    except (TypeError, ValueError):
+        return None
+    return [v for v in flat if math.isfinite(v)]
+
+
+def _axis_title(layout: dict, axis: str) -> str:
+    return _plain((layout.get(axis) or {}).get("title"))
+
+
+def _trace_summary(trace: dict, k: int) -> tuple[str, list[tuple[float, str]]]:
+    """One sentence about a trace, and its (value, where) extremes for the finding."""
+    kind = trace.get("type") or "scatter"
+    panel = str(trace.get("xaxis") or "x")[1:]
+    name = _plain(trace.get("name")) or (f"panel {panel}" if panel else f"series {k + 1}")
+    if kind in ("heatmap", "contour", "surface") and trace.get("z") is not None:
+        rows = [list(r) if hasattr(r, "__iter__") else [r] for r in trace["z"]]
+        cells = [(float(v), i, j) for i, r in enumerate(rows) for j, v in enumerate(r)
+                 if v is not None and math.isfinite(float(v))]
+        if not cells:
+            return f"{kind} {name}: no values", []
+        xs, ys = trace.get("x"), trace.get("y")
+        top = max(cells)
+        where = (f"x = {xs[top[2]]}" if xs is not None and top[2] < len(xs) else f"column {top[2] + 1}")
+        where += (f", y = {ys[top[1]]}" if ys is not None and top[1] < len(ys) else f", row {top[1] + 1}")
+        low = min(v for v, _, _ in cells)
+        return (f"{kind} {name!r}: {len(rows)} by {max(len(r) for r in rows)} cells, values from "
+                f"{_num(low)} to {_num(top[0])}, largest at {where}"), []
+    values_key = "x" if trace.get("orientation") == "h" else "y"
+    where_key = "y" if values_key == "x" else "x"
+    values = _numbers(trace.get(values_key))
+    if values is None and kind in ("histogram", "box", "violin"):
+        values = _numbers(trace.get("x"))
+    if not values:
+        return f"{kind} {name!r}", []
+    raw = [v for v in trace.get(values_key) or [] if v is not None]
+    places = list(trace.get(where_key)) if trace.get(where_key) is not None else list(range(len(raw)))
+    best = max(range(len(values)), key=values.__getitem__)
+    at = places[best] if best < len(places) else best
+    at = _num(at) if isinstance(at, (int, float)) else str(at)
+    text = (f"{'bars' if kind == 'bar' else kind} {name!r}: {len(values)} points, "
+            f"{values_key} from {_num(min(values))} to {_num(max(values))}, highest at {where_key} = {at}")
+    axis = f"{trace.get('xaxis') or 'x'}{trace.get('yaxis') or 'y'}"
+    return text, [(max(values), f"{name} ({_num(max(values))} at {where_key} = {at})", axis)]
+
+
+def describe_figure(fig: Any) -> str:
+    """A text alternative for a plotly figure, generated from its data.
+
+    Says what is plotted (title, axes, each series), the ranges of the values and the main
+    finding (which series reaches the highest value, and where), and what the figure's sliders
+    and menus switch between. Used by :func:`figure_html` for screen readers.
+    """
+    import plotly.graph_objects as go
+
+    if isinstance(fig, go.Figure):
+        fig = fig.to_plotly_json()
+    if not isinstance(fig, dict):
+        raise ValueError(f"fig: expected a plotly Figure or its dict, got {type(fig).__name__}")
+    layout = fig.get("layout") or {}
+    traces = [t for t in fig.get("data") or [] if t.get("visible", True) not in (False, "legendonly")]
+    title = _plain(layout.get("title")) or "untitled figure"
+    parts = [f"Figure: {title}."]
+    axes = [f"{a[0]} axis: {_axis_title(layout, a)}" for a in ("xaxis", "yaxis") if _axis_title(layout, a)]
+    panels = sum(1 for key in layout if re.fullmatch(r"xaxis\d+", key))
+    if panels:
+        parts.append(f"{panels + 1} panels.")
+    if axes:
+        parts.append("; ".join(axes) + ".")
+    summaries, extremes = [], []
+    for k, trace in enumerate(traces):
+        text, found = _trace_summary(trace, k)
+        summaries.append(text)
+        extremes.extend(found)
+    shown = summaries[:8]
+    if len(summaries) > 8:
+        shown.append(f"and {len(summaries) - 8} more")
+    if shown:
+        parts.append(f"{len(summaries)} series: " + "; ".join(shown) + ".")
+    # the main finding: which series of one plot reaches highest (only where they share its axes)
+    if len(extremes) > 1 and len({axis for _, _, axis in extremes}) == 1:
+        parts.append(f"Highest: {max(extremes, key=lambda e: e[0])[1]}.")
+    for slider in layout.get("sliders") or []:
+        labels = [_plain(step.get("label")) for step in slider.get("steps") or []]
+        if labels:
+            prefix = _plain((slider.get("currentvalue") or {}).get("prefix")).rstrip(":= ")
+            active = labels[min(int(slider.get("active") or 0), len(labels) - 1)]
+            parts.append(f"A slider{f' ({prefix})' if prefix else ''} steps through {len(labels)} "
+                         f"settings from {labels[0]} to {labels[-1]}; shown: {active}.")
+    for menu in layout.get("updatemenus") or []:
+        labels = [_plain(b.get("label")) for b in menu.get("buttons") or []]
+        if labels:
+            parts.append("A menu switches between " + ", ".join(labels) + ".")
+    return " ".join(parts)
+
+
+_SR_ONLY = ("position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;"
+            "clip:rect(0,0,0,0);white-space:nowrap;border:0;")
+
+
 def figure_html(fig: Any, config: dict | None = None, div_id: str | None = None) -> str:
     """HTML fragment that draws ``fig`` with an already loaded (or deferred) plotly.js.
 
@@ -51,7 +197,9 @@ def figure_html(fig: Any, config: dict | None = None, div_id: str | None = None)
     The drawing waits for ``DOMContentLoaded`` when the page is still loading, which is when
     deferred scripts such as the page's plotly.js have run. The figure fills the column's width;
     a figure whose layout asks for a ``min_width`` (:func:`ultramem_edu.viz.palette.base_layout`)
-    keeps it and scrolls sideways in a narrower column (a phone).
+    keeps it and scrolls sideways in a narrower column (a phone). The drawn figure is a
+    ``role="figure"`` named by its title and described by a visually hidden paragraph written
+    by :func:`describe_figure`.
     """
     import plotly.graph_objects as go
     import plotly.io as pio
@@ -77,11 +225,20 @@ def figure_html(fig: Any, config: dict | None = None, div_id: str | None = None)
     if narrowest:
         # narrower than the figure can be read: scroll it sideways instead of squeezing its text
         div = f'<div class="ultramem-figure-scroll" style="overflow-x:auto;">{div}</div>\n'
+    description = describe_figure(fig)
+    name = json.dumps(f"Figure: {_plain(payload['layout'].get('title')) or 'plot'}").replace("</", "<\\/")
+    div += (f'<p id="{div_id}-description" class="ultramem-figure-description" style="{_SR_ONLY}">'
+            f"{html.escape(description)}</p>\n")
     return (
         div +
         "<script>(function () {\n"
         f"  var spec = {spec};\n"
-        f'  var draw = function () {{ Plotly.newPlot("{div_id}", spec); }};\n'
+        f'  var el = document.getElementById("{div_id}");\n'
+        f'  el.setAttribute("role", "figure"); el.setAttribute("aria-label", {name});\n'
+        f'  el.setAttribute("aria-describedby", "{div_id}-description");\n'
+        # the book's theme script (book/_static/ultramem-theme.js) recolours it for light or dark
+        "  var draw = function () { Plotly.newPlot(el, spec).then(function () {\n"
+        "    if (window.ultramemFollowTheme) { window.ultramemFollowTheme(el); } }); };\n"
         '  if (document.readyState === "loading") {\n'
         '    document.addEventListener("DOMContentLoaded", draw);\n'
         "  } else { draw(); }\n"
@@ -121,14 +278,118 @@ def show(obj: Any, config: dict | None = None) -> None:
     from IPython.display import display
 
     if isinstance(obj, go.Figure):
-        if in_book_build():
+        if in_pdf_build():
+            display(pdf_mimebundle(obj), raw=True)
+        elif in_book_build():
             display(_mimebundle(obj, config), raw=True)
         else:
             obj.show(config=config)
         return
     if config is not None:
         raise ValueError(f"config: only applies to plotly figures, got a {type(obj).__name__}")
+    if in_pdf_build() and _is_widget(obj):
+        display({"text/markdown": widget_note(obj), "text/plain": widget_note(obj)}, raw=True)
+        figure = getattr(obj, "figure", None)
+        if isinstance(figure, go.Figure):
+            display(pdf_mimebundle(figure), raw=True)
+        return
     display(obj)
+
+
+# --- the PDF edition -------------------------------------------------------------------------
+
+
+def _is_widget(obj: Any) -> bool:
+    try:
+        import ipywidgets
+    except ImportError:
+        return False
+    return isinstance(obj, ipywidgets.Widget)
+
+
+def _controls(widget: Any) -> list[Any]:
+    """The widget and every widget below it, depth first."""
+    found = [widget]
+    for child in getattr(widget, "children", ()) or ():
+        found.extend(_controls(child))
+    return found
+
+
+def widget_note(widget: Any) -> str:
+    """Markdown for a widget in the PDF edition: its controls' settings and a link to the live page.
+
+    Controls are listed by their description with the value they show; an HTML or Label widget's
+    text is given as plain text. :data:`LIVE_PAGE_URL` becomes the chapter's address in the PDF.
+    """
+    if not _is_widget(widget):
+        raise TypeError(f"widget: expected an ipywidgets Widget, got {type(widget).__name__}")
+    settings, texts = [], []
+    for w in _controls(widget):
+        kind = type(w).__name__
+        if kind in ("HTML", "HTMLMath", "Label"):
+            text = _plain(getattr(w, "value", ""))
+            if text:
+                texts.append(text)
+        elif hasattr(w, "value") and getattr(w, "description", "") and kind != "Button":
+            value = getattr(w, "label", None) if hasattr(w, "label") else None
+            value = value if value is not None else w.value
+            if isinstance(value, float):
+                value = _num(value)
+            settings.append(f"{_plain(w.description).rstrip(':')} = {value}")
+    lines = [f"*Interactive in the [online edition]({LIVE_PAGE_URL}):* this is its default view"
+             + (f" ({', '.join(settings)})." if settings else ".")]
+    lines += [f"> {text}" for text in texts]
+    return "\n\n".join(lines)
+
+
+def _browser_path() -> str | None:
+    """The Chromium kaleido should drive: ``$BROWSER_PATH``, else one on the path (Debian's)."""
+    for name in (os.environ.get("BROWSER_PATH"), "chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name) if name else None
+        if path:
+            return path
+    return None
+
+
+def _for_print(fig: Any) -> Any:
+    """A copy whose mid-grey text is darkened for paper (backgrounds stay transparent = white)."""
+    spec = json.loads(fig.to_json())
+
+    def swap(node):
+        if isinstance(node, dict):
+            return {k: swap(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        if isinstance(node, str) and node.lower() == TEXT.lower():
+            return PRINT_TEXT
+        return node
+
+    spec["layout"] = swap(spec.get("layout", {}))
+    spec.pop("frames", None)
+    import plotly.graph_objects as go
+
+    return go.Figure(spec)
+
+
+def figure_png(fig: Any, width: int | None = None) -> bytes:
+    """The figure as a PNG at twice the book column's resolution (kaleido, headless Chromium)."""
+    import plotly.graph_objects as go
+
+    if not isinstance(fig, go.Figure):
+        raise ValueError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
+    browser = _browser_path()
+    if browser and not os.environ.get("BROWSER_PATH"):
+        os.environ["BROWSER_PATH"] = browser  # kaleido (choreographer) then uses it, downloads nothing
+    layout = fig.layout
+    width = width or layout.width or max(min_width(layout) or 0, PDF_FIGURE_WIDTH)
+    height = layout.height or _DEFAULT_HEIGHT
+    return _for_print(fig).to_image(format="png", width=width, height=height, scale=2)
+
+
+def pdf_mimebundle(fig: Any) -> dict[str, str]:
+    """A figure for the PDF edition: a PNG, with its text alternative as the plain-text form."""
+    png = base64.b64encode(figure_png(fig)).decode("ascii")
+    return {"image/png": png, "text/plain": describe_figure(fig)}
 
 
 class _BookRenderer(MimetypeRenderer):
