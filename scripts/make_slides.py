@@ -13,9 +13,9 @@ points there); math is typeset by the book's own MathJax 3 and figures are drawn
 plotly.js (``vendor/`` at the site's root). The template replaces the parts of nbconvert's reveal
 template that load jQuery, require.js, mermaid and MathJax 2 from CDNs.
 
-How a notebook becomes slides (on a copy; the notebooks are not changed): a markdown cell that
-starts with a ``#`` or ``##`` heading starts a slide, one with ``###`` a sub-slide (below it), every
-other cell continues the current slide, which scrolls when it is long. Cells tagged ``remove-cell``
+How a notebook becomes slides (on a copy; the notebooks are not changed): markdown cells are cut
+before their headings; a piece that starts with a ``#`` or ``##`` heading starts a slide, one with
+``###`` a sub-slide (below it), every other cell continues the current slide, which scrolls when it is long. Cells tagged ``remove-cell``
 are left out, cells tagged ``remove-input`` or ``hide-input`` show only their output. MyST that
 plain markdown does not know is rewritten (:func:`myst_to_markdown`): citations as ``[key]``,
 exercises and admonitions as quotes, solutions left out.
@@ -146,6 +146,22 @@ def myst_to_markdown(text: str) -> str:
     return "\n".join(out)
 
 
+def split_at_headings(text: str) -> list[str]:
+    """``text`` cut before every ``#``, ``##`` or ``###`` heading line outside code fences."""
+    parts: list[list[str]] = [[]]
+    fence = None
+    for line in text.split("\n"):
+        stripped = line.lstrip()
+        if fence is None and re.match(r"(`{3,}|~{3,})", stripped):
+            fence = re.match(r"(`{3,}|~{3,})", stripped).group(1)
+        elif fence is not None and stripped.startswith(fence):
+            fence = None
+        elif fence is None and re.match(r"#{1,3} ", line) and any(part.strip() for part in parts[-1]):
+            parts.append([])
+        parts[-1].append(line)
+    return ["\n".join(part).strip("\n") for part in parts if "".join(part).strip()]
+
+
 def _tags(cell: dict) -> set[str]:
     return set(cell.get("metadata", {}).get("tags", []))
 
@@ -156,8 +172,19 @@ def slide_notebook(nb: dict) -> dict:
         raise ValueError(f"nb must be a notebook dict with a 'cells' list, got {type(nb).__name__}")
     nb = copy.deepcopy(nb)
     nb.get("metadata", {}).pop("widgets", None)
+    pieces = []
+    for cell in nb["cells"]:  # a markdown cell with headings inside becomes one cell per section
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for k, part in enumerate(split_at_headings(myst_to_markdown(text))):
+                piece = {**copy.deepcopy(cell), "source": part}
+                if k and "id" in cell:
+                    piece["id"] = f"{cell['id']}-{k}"  # ids stay unique
+                pieces.append(piece)
+        else:
+            pieces.append(cell)
     cells = []
-    for cell in nb["cells"]:
+    for cell in pieces:
         tags = _tags(cell)
         if "remove-cell" in tags:
             continue
@@ -167,10 +194,6 @@ def slide_notebook(nb: dict) -> dict:
             if not cell.get("outputs"):
                 continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "markdown":
-            source = cell["source"] = myst_to_markdown(source)
-            if not source.strip():
-                continue
         kind = "-"
         if cell["cell_type"] == "markdown":
             first = source.lstrip().split("\n", 1)[0]

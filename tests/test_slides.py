@@ -59,6 +59,16 @@ def test_slide_types_follow_the_headings_and_hidden_cells_go():
         make_slides.slide_notebook({"nothing": 1})
 
 
+def test_markdown_cells_are_cut_before_their_headings():
+    text = "Text.\n\n## Next\n\nMore.\n\n```bash\n# a comment, not a heading\n```\n### Sub\nEnd."
+    assert make_slides.split_at_headings(text) == [
+        "Text.", "## Next\n\nMore.\n\n```bash\n# a comment, not a heading\n```", "### Sub\nEnd."]
+    nb = _notebook()
+    nb["cells"].insert(3, _cell("markdown", "Closing words.\n\n## Inside a cell\n\nIts text."))
+    kinds = [c["metadata"]["slideshow"]["slide_type"] for c in make_slides.slide_notebook(nb)["cells"]]
+    assert kinds == ["slide", "-", "-", "slide", "slide", "-", "subslide"]
+
+
 def test_myst_becomes_plain_markdown_and_solutions_stay_out():
     text = ("See {cite:p}`a2019, b2020` and {doc}`the plan <instructor/module_plan>`.\n\n"
             "```{exercise} Where\n:label: l1\n\nDo it.\n```\n\n```{solution} l1\n:class: dropdown\n\nSecret.\n```\n"
