@@ -26,7 +26,10 @@ __all__ = ["keys_per_side", "make_shuffle", "virtual_table", "ive_lookup", "ive_
 def keys_per_side(num_values: int, expansion: int) -> int:
     """n' = √E·√N, the number of keys per side that address E·N virtual values on an n'×n' grid.
 
-    Raises ValueError unless N (the physical table) and E are perfect squares.
+    Raises ValueError unless N (the physical table) and E are perfect squares (an n'×n' grid needs
+    only E·N to be one; asking for both makes every side grow by the whole factor √E). The layer's
+    rectangular grids (``UltraMemConfig.grid_aspect`` a > 1: N = a·n² on n × a·n) call this with N/a
+    and get the row side n'_r; the column side is a·n'_r.
     """
     check_int("num_values", num_values, 1)
     check_int("expansion", expansion, 1)
