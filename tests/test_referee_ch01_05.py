@@ -140,3 +140,20 @@ def test_the_aux_loss_weights_of_chapter_5():
     assert UltraMemConfig(32).aux_alpha == 0.001
     assert inspect.signature(tucker_aux_loss).parameters["alpha"].default == 0.001
     assert inspect.signature(core_spectrum_run).parameters["aux_alpha"].default == 0.1
+
+
+def test_narrow_keys_leave_some_cells_unreturned_for_their_aimed_query():
+    row_keys, col_keys, core = _keys(0, d=8)
+    reach = stage1_reach(row_keys, col_keys, core, m=8)
+    assert 0.9 < float(reach.double().mean()) < 1.0
+
+
+def test_notation_agrees_with_the_packages_record_of_the_released_script():
+    from ultramem_edu.cost import RELEASED_V1_SCRIPT as released
+
+    notation = (ROOT / "book" / "notation.md").read_text(encoding="utf-8")
+    for key in ("d_model", "n_layers", "mem_head", "mem_knn", "mem_kdim", "mem_vdim", "mem_knum"):
+        assert f"--model.{key}={released[key]}`" in notation, key
+    assert f"--model.mem_insert_way='{released['mem_insert_way']}'" in notation
+    for key in ("value_expand_time", "tucker_rank", "tucker_multihead"):
+        assert f"{key}={released[key]}" in notation, key
