@@ -157,3 +157,30 @@ def test_notation_agrees_with_the_packages_record_of_the_released_script():
     assert f"--model.mem_insert_way='{released['mem_insert_way']}'" in notation
     for key in ("value_expand_time", "tucker_rank", "tucker_multihead"):
         assert f"{key}={released[key]}" in notation, key
+
+
+# ---------------------------------------------------------------- chapters 0-5 read as a book
+import json  # noqa: E402
+
+CHAPTERS_0_5 = sorted((ROOT / "book").glob("0[0-5]_*.ipynb"))
+HIDDEN = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
+
+
+def _code_cells(path):
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "code":
+            yield "".join(cell["source"]), set(cell.get("metadata", {}).get("tags", []))
+
+
+@pytest.mark.parametrize("path", CHAPTERS_0_5, ids=lambda p: p.stem)
+def test_nbval_markers_are_tags_not_visible_comments(path):
+    for source, tags in _code_cells(path):
+        assert "NBVAL_CHECK_OUTPUT" not in source, (path.name, source[:80])
+
+
+@pytest.mark.parametrize("path", CHAPTERS_0_5, ids=lambda p: p.stem)
+def test_cells_that_only_assert_are_hidden(path):
+    for source, tags in _code_cells(path):
+        lines = [ln for ln in source.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
+        if lines and all(ln.lstrip().startswith("assert") for ln in lines):
+            assert tags & HIDDEN, (path.name, source[:80])
