@@ -190,3 +190,48 @@ def test_half_fits_show_a_plateau():
     assert h["lower"]["slope_ci95"][1] < 0 < h["upper"]["slope_ci95"][1] and h["upper"]["slope_ci95"][0] < 0
     assert h["lower"]["num_values"] == [256, 512, 1024, 2048]
     assert half_fits(pts[:4]) is None
+
+
+def test_report_tables_and_progress(tmp_path):
+    """The claim table lists every pre-registered claim (pending before runs); progress counts declared runs."""
+    from ultramem_edu.experiments.report import claim_table_markdown, evidence_progress, fmt_test
+
+    spec = SPECS["evidence"]["full"]
+    table = claim_table_markdown(None, spec)
+    assert table.count("| pending |") == len(spec["claims"]) == 8
+    progress = evidence_progress(None, spec)
+    sel = sum(len(spec["value_lr_options"].get(n, (None,))) * len(spec["lrs"]) * 2
+              for n in spec["headline"] + spec["exploratory"])
+    reported = 2 * 8 * len(spec["headline"]) + 3 * len(spec["exploratory"])
+    assert progress["total"] == (0, sel + reported)
+    payload = run_evidence(quick=True, out=tmp_path, checkpoints=tmp_path / "ck", results_dir=tmp_path / "runs",
+                           progress=False)
+    qspec = SPECS["evidence"]["quick"]
+    done, declared = evidence_progress(payload, qspec)["total"]
+    assert done == declared > 0
+    assert "runs not finished" not in claim_table_markdown(payload, qspec)
+    assert fmt_test({"mean": 0.04, "ci95": [-0.036, 0.116], "p": 0.151, "n": 3}) == "+0.040 [-0.036, +0.116], p = 0.151, n = 3"
+
+
+def test_stored_evidence_runs_were_made_under_the_committed_preregistration():
+    """Every stored run of the suite carries the pre-registration's current hash, and (in a git checkout) the
+    pre-registration was committed before any run file."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    runs = sorted((root / "figures" / "runs" / "exp_evidence").glob("*/*.json"))
+    assert all(json.loads(p.read_text())["prereg_sha256"] == prereg.prereg_hash() for p in runs)
+    if not runs or shutil.which("git") is None or not (root / ".git").exists():
+        return
+
+    def first_commit_time(path):
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%ct", "--", str(path)], cwd=root,
+                             capture_output=True, text=True).stdout.split()
+        return int(out[-1]) if out else None
+    prereg_time = first_commit_time(prereg.PREREG_PATH)
+    assert prereg_time is not None
+    for p in runs:
+        t = first_commit_time(p)
+        assert t is None or t >= prereg_time, p.name

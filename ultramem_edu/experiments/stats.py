@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from scipy import stats as _st
 
-__all__ = ["t_quantile", "paired_t", "noninferiority", "tost", "holm", "seeds_for_power", "t_interval", "power_paired"]
+__all__ = ["t_quantile", "t_sf", "paired_t", "noninferiority", "tost", "holm", "seeds_for_power", "t_interval", "power_paired"]
 
 
 def _diffs(a: Iterable[float], b: Iterable[float] | None) -> list[float]:
@@ -62,6 +62,13 @@ def t_quantile(q: float, df: int) -> float:
     if not isinstance(df, int) or df < 1:
         raise ValueError(f"df must be an int >= 1, got {df!r}")
     return float(_st.t.ppf(q, df))
+
+
+def t_sf(x: float, df: int) -> float:
+    """P(T > x) for Student's t with ``df`` degrees of freedom (``scipy.stats.t.sf``)."""
+    if not isinstance(df, int) or df < 1:
+        raise ValueError(f"df must be an int >= 1, got {df!r}")
+    return float(_st.t.sf(x, df))
 
 
 def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:

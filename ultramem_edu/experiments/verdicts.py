@@ -72,7 +72,7 @@ def load_results(figures: str | Path, prefer_gpu: bool = True) -> dict:
     each payload's ``"source"`` says which file it came from."""
     figures = Path(figures)
     out = {}
-    for name in ("lm", "budget", "scaling", "ladder", "facts", "topology"):
+    for name in ("evidence", "lm", "budget", "scaling", "ladder", "facts", "topology"):
         for stem in ((f"{name}_gpu", name) if prefer_gpu else (name,)):
             path = figures / f"exp_{stem}.json"
             if not path.exists():

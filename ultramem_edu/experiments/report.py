@@ -1,0 +1,108 @@
+"""Tables of chapter 11's results as Markdown, for the chapter to display (it computes nothing new).
+
+* :func:`fmt_test` — one paired test as "Δ [95 % CI] · p · n".
+* :func:`claim_table_markdown` — the pre-registered claims of the evidence suite with their verdicts.
+* :func:`evidence_progress` — how many of the suite's declared runs have finished, per family and phase.
+* :func:`exploratory_table_markdown` — the earlier suite's exploratory verdicts.
+"""
+from __future__ import annotations
+
+import math
+
+from . import preregistration as prereg
+
+__all__ = ["fmt_test", "claim_table_markdown", "evidence_progress", "exploratory_table_markdown"]
+
+
+def _num(x: float | None, digits: int = 3, sign: bool = True) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_test(d: dict, digits: int = 3) -> str:
+    """"+0.040 [−0.036, +0.116], p = 0.151, n = 3" from a paired test (:func:`.common.paired_delta` or
+    :func:`.stats.paired_t`); the interval is the 95 % t-interval."""
+    ci = d.get("ci95") or d.get("ci")
+    if ci is None:
+        return f"{_num(d['mean'], digits)} (n = {d['n']}: no interval)"
+    return f"{_num(d['mean'], digits)} [{_num(ci[0], digits)}, {_num(ci[1], digits)}], p = {_p(d.get('p'))}, n = {d['n']}"
+
+
+def evidence_progress(payload: dict | None, spec: dict) -> dict:
+    """{family: {"selection": (done, declared), "lm": (done, declared), "long": (done, declared)}} and
+    {"total": (done, declared)} for the evidence suite as declared in ``spec`` (the selection counts the
+    grid before any edge extension)."""
+    out, done_all, declared_all = {}, 0, 0
+    models = (payload or {}).get("models", {})
+    for name in tuple(spec["headline"]) + tuple(spec["exploratory"]):
+        options = len(spec["value_lr_options"].get(name, (None,)))
+        sel_declared = options * len(spec["lrs"]) * len(spec["selection_seeds"])
+        grid = ((models.get(name) or {}).get("selection") or {}).get("grid", {})
+        sel_done = sum(v is not None for g in grid.values() for lr, v in g.items() if float(lr) in spec["lrs"])
+        sel_done *= len(spec["selection_seeds"])        # a grid cell is filled when all its selection seeds are
+        row = {"selection": (sel_done, sel_declared)}
+        budgets = ("lm", "long") if name in spec["headline"] else ("lm",)
+        for b in budgets:
+            seeds = spec["seeds"] if name in spec["headline"] else spec["exploratory_seeds"]
+            got = (models.get(name) or {}).get("budgets", {}).get(b, {})
+            row[b] = (len(got.get("seeds", [])), len(seeds))
+        out[name] = row
+        for done, declared in row.values():
+            done_all += done
+            declared_all += declared
+    out["total"] = (done_all, declared_all)
+    return out
+
+
+def claim_table_markdown(payload: dict | None, spec: dict) -> str:
+    """The pre-registered claims: the paper's claim · A − B at a budget · Δ [95 % CI] · p (Holm) · verdict."""
+    claims = (payload or {}).get("claims", {})
+    rows = ["| | the paper's claim | compared (budget) | Δ loss [95 % CI] | p, Holm-adjusted | verdict |",
+            "|---|---|---|---|---|---|"]
+    for i, (cid, c) in enumerate(spec["claims"].items(), 1):
+        r = claims.get(cid, {"status": "pending"})
+        if "delta" in r:
+            measured = f"{_num(r['delta'])} [{_num(r['ci95'][0])}, {_num(r['ci95'][1])}], n = {r['n']}"
+            if r["kind"] == "noninferior":
+                measured += f"; margin {r['margin']:g}"
+        else:
+            measured = "runs not finished"
+        verdict = r["status"]
+        if verdict == "unresolved" and r.get("seeds_for_80_power"):
+            verdict += f" (≈ {r['seeds_for_80_power']} seeds for 80 % power)"
+        rows.append(f"| {i} | {c['paper']} | {c['a']} − {c['b']} ({c['budget']}) | {measured} | "
+                    f"{_p(r.get('p_holm'))} | {verdict} |")
+    return "\n".join(rows)
+
+
+def exploratory_table_markdown(verdicts: dict) -> str:
+    """The earlier suite's verdicts (:func:`.verdicts.all_verdicts`): claim · measured · verdict."""
+    rows = ["| claim | measured | verdict |", "|---|---|---|"]
+    for key, v in verdicts.items():
+        text = v.get("claim") or f"ladder rung '{v['rung']}' changes the loss as in Table 2 ({v['paper_delta']:+.3f})"
+        if "slope_per_doubling" in v:
+            measured = f"slope {_num(v['slope_per_doubling'], 4)} per doubling [{_num(v['ci95'][0], 4)}, {_num(v['ci95'][1], 4)}]"
+        elif "slope_difference" in v:
+            measured = f"slope difference {_num(v['slope_difference'], 4)} [{_num(v['ci95'][0], 4)}, {_num(v['ci95'][1], 4)}]"
+        elif "delta" in v and v.get("ci95"):
+            measured = f"{_num(v['delta'])} [{_num(v['ci95'][0])}, {_num(v['ci95'][1])}], p = {_p(v.get('p'))}, n = {v['seeds']}"
+        else:
+            measured = "one seed, against a threshold" if v["status"] in ("observed", "not observed") else "—"
+        status = v["status"]
+        if status == "unresolved" and v.get("seeds_needed"):
+            status += f" (≈ {v['seeds_needed']} seeds for 80 % power)"
+        rows.append(f"| {text} | {measured} | {status} |")
+    return "\n".join(rows)
+
+
+def prereg_summary() -> dict:
+    """The pre-registration's hash and its headline families, seeds and margin (for the chapter to print)."""
+    return {"sha256": prereg.prereg_hash(), "headline": prereg.HEADLINE_FAMILIES, "reported_seeds": prereg.REPORTED_SEEDS,
+            "selection_seeds": prereg.SELECTION_SEEDS, "margin": prereg.MARGIN, "budgets": prereg.BUDGETS}
