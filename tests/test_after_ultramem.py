@@ -21,7 +21,8 @@ def test_memory_models_match_the_dense_activated_count():
 
 def test_resolved_difference():
     assert au.resolved_difference([1.0, 1.01], [1.5, 1.51])
-    assert not au.resolved_difference([1.0, 1.2], [1.1, 1.3])          # ranges overlap
+    assert not au.resolved_difference([1.0, 1.2, 1.1], [1.1, 1.15, 1.2])   # paired differences disagree in sign
+    assert not au.resolved_difference([1.01, 1.128, 1.245], [1.0, 1.1, 1.2])  # 2.7 SE apart at n = 3: p ≈ 0.11
     assert not au.resolved_difference([1.0], [2.0])                    # no spread with one seed
 
 

@@ -125,16 +125,13 @@ def model_builders(vocab_size: int, spec: dict = SPEC, target: int | None = None
 
 
 def resolved_difference(a: list[float], b: list[float]) -> bool:
-    """True when mean(a) − mean(b) is larger than the seed spread: the two runs' ranges do not
-    overlap *and* the gap exceeds twice its standard error (sample std over seeds)."""
-    if len(a) < 2 or len(b) < 2:
+    """True when the 95 % paired t-interval of a − b (run i of each shares seed i) excludes zero
+    (:func:`ultramem_edu.experiments.stats.paired_t`); False with fewer than two seeds."""
+    from .experiments.stats import paired_t
+
+    if len(a) < 2 or len(a) != len(b):
         return False
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
-    se = math.sqrt(va / len(a) + vb / len(b))
-    apart = max(a) < min(b) or max(b) < min(a)
-    return apart and abs(ma - mb) > 2 * se
+    return paired_t(a, b)["resolved"]
 
 
 def run_comparison(quick: bool = False, out: str | Path = "figures", models=MODELS, seeds=None,

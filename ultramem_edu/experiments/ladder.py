@@ -13,7 +13,7 @@ compute match). Two rungs are more than a layer-config change and are realised h
   and the later rungs.
 
 Every rung trains at the same lr. Δ per rung = loss(rung) − loss(previous rung) on the held-out split,
-paired by seed; a rung is *resolved* when |Δ| > 2 standard errors, and for each unresolved rung the
+paired by seed; a rung is *resolved* when the 95 % paired t-interval of Δ excludes zero, and for each unresolved rung the
 number of seeds that would resolve an effect of the measured size and spread is printed (a power
 estimate). Next to each Δ: the paper's Table 2 value (151M model on C4, method.md §3).
 """
