@@ -6,7 +6,8 @@ where the page has math, widgets drawn where the page has widget state. On the p
 mouse click on a plotly slider step must change the figure. Every plotly figure of every page,
 in a 1366×900 window and on a 390 px phone: no two of its texts overlap, none leaves the figure,
 no legend or title sits on a plot, no figure is wider than its column unless it scrolls
-(``test_figure_texts_do_not_collide``; the rules are spelled out above it).
+(``test_figure_texts_do_not_collide``; the rules are spelled out above it); in the light and the
+dark theme, where every such text also keeps WCAG's contrast against what it is drawn on.
 
 Chromium: ``$CHROMIUM``, else ``chromium`` / ``chromium-browser`` / ``google-chrome`` on the path.
 Without one the tests are skipped, except with ``CI=true``, where they fail.
@@ -217,8 +218,62 @@ _COLLECT_FIGURE_TEXTS = r"""
 
 _FIGURES_SETTLED = r"""
 (() => [...document.querySelectorAll('.plotly-graph-div')].every(
-  gd => gd._fullLayout && gd.querySelector('svg.main-svg') && !(gd._promises || []).length))()
+  gd => gd._fullLayout && gd.querySelector('svg.main-svg') && !(gd._promises || []).length
+        && gd.dataset.theme === document.documentElement.dataset.theme))()
 """
+
+# The contrast of every figure text of the collector above (title, annotations, axis titles,
+# legend, slider, menus, colorbar and tick labels) against what it is drawn on: the page's
+# background (the figures' own are transparent), a menu button's fill, an annotation's box.
+# WCAG 2.1 AA: 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold).
+_COLLECT_TEXT_CONTRAST = r"""
+(() => {
+  const parse = c => { const m = /rgba?\(([^)]+)\)/.exec(c || '');
+                       if (!m) return null; const p = m[1].split(',').map(Number);
+                       return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const over = (fg, bg) => ({r: fg.r * fg.a + bg.r * (1 - fg.a), g: fg.g * fg.a + bg.g * (1 - fg.a),
+                             b: fg.b * fg.a + bg.b * (1 - fg.a), a: 1});
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+                     return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const ratio = (a, b) => { const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x); return (hi + 0.05) / (lo + 0.05); };
+  const page = el => { for (let e = el; e; e = e.parentElement) {
+                         const c = parse(getComputedStyle(e).backgroundColor);
+                         if (c && c.a > 0) return c; }
+                       return {r: 255, g: 255, b: 255, a: 1}; };
+  const fill = (el, bg) => { const s = getComputedStyle(el); const c = parse(s.fill);
+                             if (!c) return null; c.a *= parseFloat(s.fillOpacity || '1'); return over(c, bg); };
+  const shown = el => el.checkVisibility({opacityProperty: true, visibilityProperty: true}) &&
+                      el.getBoundingClientRect().width > 0 && (el.textContent || '').trim();
+  const selector = ['text.gtitle', 'g.annotation text.annotation-text', '.infolayer > g[class$="title"] > text',
+                    'text.legendtext', 'text.legendtitletext', 'text.slider-label', 'text.slider-current-value',
+                    'g.updatemenu-button text', 'g.updatemenu-header text', '.cbtitle text', '.cbaxis text',
+                    'g.xtick > text', 'g.ytick > text'].join(', ');
+  const found = [];
+  document.querySelectorAll('.plotly-graph-div').forEach((gd, index) => {
+    const bg = page(gd);
+    gd.querySelectorAll(selector).forEach(t => {
+      if (!shown(t)) return;
+      let back = bg;
+      const box = t.closest('g.updatemenu-button, g.updatemenu-header-group, g.annotation');
+      const rect = box && box.querySelector('rect');
+      if (rect) back = fill(rect, bg) || bg;
+      const fg = fill(t, back);
+      if (!fg) return;
+      const style = getComputedStyle(t);
+      const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+      found.push({index, text: t.textContent.trim().slice(0, 40), ratio: ratio(fg, back),
+                  need: size >= 24 || (bold && size >= 18.66) ? 3 : 4.5,
+                  fg: style.fill, bg: `rgb(${Math.round(back.r)}, ${Math.round(back.g)}, ${Math.round(back.b)})`});
+    });
+  });
+  return found;
+})()
+"""
+
+
+def contrast_problems(page: str, texts: list[dict]) -> list[str]:
+    return [f"{page}, figure {t['index'] + 1}: {t['text']!r} has contrast {t['ratio']:.2f}:1 "
+            f"({t['fg']} on {t['bg']}), needs {t['need']}:1" for t in texts if t["ratio"] < t["need"]]
 
 
 def _intersection(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -305,22 +360,29 @@ def figure_pages(built_book) -> list[str]:
     return [p for p in PAGES if "plotly-graph-div" in (built_book.html_dir / p).read_text()]
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", list(FIGURE_VIEWPORTS))
-def test_figure_texts_do_not_collide(browser, site, figure_pages, viewport):
+def test_figure_texts_do_not_collide(browser, site, figure_pages, viewport, theme):
     assert figure_pages, "no page of the book holds a plotly figure"
     browser.send("Emulation.setDeviceMetricsOverride", FIGURE_VIEWPORTS[viewport])
+    # the theme's default mode is "auto" (_config.yml): it follows the reader's system setting
+    browser.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": theme}]})
     try:
-        problems, figures_seen = [], 0
+        problems, figures_seen, texts_seen = [], 0, 0
         for page in figure_pages:
             figures = collect_figures(browser, urllib.parse.urljoin(site, page))
             figures_seen += len(figures)
             assert all(f["items"] for f in figures), f"{page}: a figure with no text was drawn"
             problems += figure_text_problems(page, figures)
+            texts = browser.evaluate(_COLLECT_TEXT_CONTRAST)
+            texts_seen += len(texts)
+            problems += contrast_problems(page, texts)
     finally:
         browser.send("Emulation.clearDeviceMetricsOverride")
-    assert figures_seen > 0
-    assert not problems, (f"{len(problems)} text collisions in the figures at {viewport}:\n"
-                          + "\n".join(problems))
+        browser.send("Emulation.setEmulatedMedia", {"features": []})
+    assert figures_seen > 0 and texts_seen > figures_seen
+    assert not problems, (f"{len(problems)} text collisions or low contrasts in the figures at "
+                          f"{viewport}, {theme} theme:\n" + "\n".join(problems))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,6 +459,13 @@ def _figure(items: list[dict], plots: list[dict] = (), width: float = 700, scrol
             column: float = 745) -> dict:
     return {"index": 0, "title": "t", "box": [0, 0, width, 400], "column": [0, 0, column, 0],
             "scrolls": scrolls, "items": items, "plots": list(plots)}
+
+
+def test_the_contrast_check_uses_wcag_ratios():
+    texts = [{"index": 0, "text": "grey on white", "ratio": 3.95, "need": 4.5, "fg": "a", "bg": "b"},
+             {"index": 0, "text": "large", "ratio": 3.95, "need": 3, "fg": "a", "bg": "b"}]
+    (problem,) = contrast_problems("p.html", texts)
+    assert "'grey on white' has contrast 3.95:1 (a on b), needs 4.5:1" in problem
 
 
 def test_the_collision_check_finds_what_it_should_and_only_that():

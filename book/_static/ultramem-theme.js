@@ -94,14 +94,14 @@
     var update = {};
     Object.keys(memo.layout).forEach(function (path) { update[path] = colours[memo.layout[path]]; });
     memo.applied = name;
-    gd.dataset.theme = name;
     var done = Plotly.relayout(gd, update);
     memo.traces.forEach(function (t) {
       var style = {};
       style[t.path] = colours[t.role];
       done = done.then(function () { return Plotly.restyle(gd, style, [t.index]); });
     });
-    return done.then(function () { return true; });
+    // the figure says which theme it shows once it is drawn in it (the tests wait for this)
+    return done.then(function () { gd.dataset.theme = name; return true; });
   }
 
   function followAll() {

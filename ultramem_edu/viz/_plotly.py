@@ -84,15 +84,19 @@ def _num(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1e5 else f"{value:.3e}"
 
 
-def _numbers(values: Any) -> list[float] | None:
-    """Finite floats of a flat sequence, or None when it holds anything but numbers."""
-    if values is None:
+def _array(value: Any) -> Any:
+    """A trace's array as a list (or nested lists): plotly's base64 typed-array form decoded."""
+    if value is None:
         return None
-    try:
-        flat = [float(v) for v in values if v is not None]
-    except (TypeError, ValueError):
-        return None
-    return [v for v in flat if math.isfinite(v)]
+    if isinstance(value, dict) and "bdata" in value:
+        import numpy as np
+
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value.get("dtype", "f8")))
+        shape = [int(n) for n in str(value.get("shape", len(flat))).split(",") if n.strip()]
+        return flat.reshape(shape).tolist()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _axis_title(layout: dict, axis: str) -> str:
@@ -101,15 +105,23 @@ def _axis_title(layout: dict, axis: str) -> str:
 
 def _trace_summary(trace: dict, k: int) -> tuple[str, list[tuple[float, str]]]:
     """One sentence about a trace, and its (value, where) extremes for the finding."""
+    trace = {k: (_array(v) if k in "xyz" else v) for k, v in trace.items() if v is not None}
     kind = trace.get("type") or "scatter"
     panel = str(trace.get("xaxis") or "x")[1:]
     name = _plain(trace.get("name")) or (f"panel {panel}" if panel else f"series {k + 1}")
     if kind in ("heatmap", "contour", "surface") and trace.get("z") is not None:
-        rows = [list(r) if hasattr(r, "__iter__") else [r] for r in trace["z"]]
-        cells = [(float(v), i, j) for i, r in enumerate(rows) for j, v in enumerate(r)
-                 if v is not None and math.isfinite(float(v))]
+        import numpy as np
+
+        try:
+            grid = np.array(trace["z"], dtype=float)  # None becomes nan
+        except (TypeError, ValueError):
+            grid = np.zeros((0, 0))
+        if grid.ndim != 2:
+            grid = np.zeros((0, 0))
+        rows = grid.tolist()
+        cells = [(v, i, j) for i, r in enumerate(rows) for j, v in enumerate(r) if math.isfinite(v)]
         if not cells:
-            return f"{kind} {name}: no values", []
+            return f"{kind} {name!r}: no numeric values", []
         xs, ys = trace.get("x"), trace.get("y")
         top = max(cells)
         where = (f"x = {xs[top[2]]}" if xs is not None and top[2] < len(xs) else f"column {top[2] + 1}")
@@ -119,15 +131,24 @@ def _trace_summary(trace: dict, k: int) -> tuple[str, list[tuple[float, str]]]:
                 f"{_num(low)} to {_num(top[0])}, largest at {where}"), []
     values_key = "x" if trace.get("orientation") == "h" else "y"
     where_key = "y" if values_key == "x" else "x"
-    values = _numbers(trace.get(values_key))
-    if values is None and kind in ("histogram", "box", "violin"):
-        values = _numbers(trace.get("x"))
-    if not values:
+    raw = trace.get(values_key)
+    if raw is None and kind in ("histogram", "box", "violin"):
+        raw, values_key, where_key = trace.get("x"), "x", "y"
+    raw = raw if isinstance(raw, list) else []
+    places = trace.get(where_key)
+    places = places if isinstance(places, list) and len(places) == len(raw) else list(range(len(raw)))
+    pairs = []
+    for value, place in zip(raw, places):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            pairs.append((value, place))
+    if not pairs:
         return f"{kind} {name!r}", []
-    raw = [v for v in trace.get(values_key) or [] if v is not None]
-    places = list(trace.get(where_key)) if trace.get(where_key) is not None else list(range(len(raw)))
-    best = max(range(len(values)), key=values.__getitem__)
-    at = places[best] if best < len(places) else best
+    values = [v for v, _ in pairs]
+    at = max(pairs, key=lambda pair: pair[0])[1]
     at = _num(at) if isinstance(at, (int, float)) else str(at)
     text = (f"{'bars' if kind == 'bar' else kind} {name!r}: {len(values)} points, "
             f"{values_key} from {_num(min(values))} to {_num(max(values))}, highest at {where_key} = {at}")
@@ -144,12 +165,15 @@ def describe_figure(fig: Any) -> str:
     """
     import plotly.graph_objects as go
 
-    if isinstance(fig, go.Figure):
-        fig = fig.to_plotly_json()
-    if not isinstance(fig, dict):
+    if isinstance(fig, dict):
+        fig = go.Figure(fig)
+    if not isinstance(fig, go.Figure):
         raise ValueError(f"fig: expected a plotly Figure or its dict, got {type(fig).__name__}")
-    layout = fig.get("layout") or {}
-    traces = [t for t in fig.get("data") or [] if t.get("visible", True) not in (False, "legendonly")]
+    layout = fig.layout.to_plotly_json()
+    # the traces' arrays as Python/numpy values (to_plotly_json would base64-encode them)
+    keys = ("type", "name", "visible", "orientation", "x", "y", "z", "xaxis", "yaxis")
+    traces = [{k: getattr(t, k, None) for k in keys} for t in fig.data]
+    traces = [t for t in traces if t["visible"] not in (False, "legendonly")]
     title = _plain(layout.get("title")) or "untitled figure"
     parts = [f"Figure: {title}."]
     axes = [f"{a[0]} axis: {_axis_title(layout, a)}" for a in ("xaxis", "yaxis") if _axis_title(layout, a)]
