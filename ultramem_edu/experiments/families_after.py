@@ -1,4 +1,4 @@
-"""Chapter 12's designs as chapter-11 model families: UltraMemV2, PEER and Memory+.
+"""Chapter 12's designs as chapter-11 model families: UltraMemV2, PEER, Memory+ and Engram.
 
 Each factory ``factory(ctx, num_values) -> Family`` reads ``num_values`` as the UltraMem families'
 memory size N (N values of width D/2, i.e. N·D/2 value parameters) and gives its own memory about the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from ..engram import EngramConfig
 from ..memory_plus import MemoryPlusConfig
 from ..model import default_wiring
 from ..peer import PEERConfig
@@ -21,7 +22,8 @@ from ..v2 import UltraMemV2Config
 from .families import Family, FamilyContext, _matched, register_family
 
 __all__ = ["AFTER_FAMILIES", "V2_RECIPES", "ultramem_v2_family", "ultramem_v2_released_family",
-           "ultramem_v2_readme_family", "peer_family", "peer_shared_family", "memory_plus_family"]
+           "ultramem_v2_readme_family", "peer_family", "peer_shared_family", "memory_plus_family",
+           "engram_family", "ENGRAM_RECIPE"]
 
 
 def _square_at_most(n: float, low: int = 4) -> int:
@@ -146,9 +148,59 @@ def memory_plus_family(ctx: FamilyContext, num_values: int) -> Family:
                     f"{ctx.d_model}, SiLU gate, qk-norm, values at constant lr 1e-3", wiring=wiring)
 
 
+# Engram's shape from the demo's EngramConfig (engram_demo_v1.py of deepseek-ai/Engram): 2- and 3-grams,
+# 8 hash heads per order, d_ngram = D/2 (the demo: 512 for hidden 1024), convolution kernel 4, seed 0, the
+# first layer at block 1 (the demo's layer_ids [1, 15]). The demo has no training code: the table trains
+# like every value table of the harness (the model's lr, no weight decay).
+ENGRAM_RECIPE = dict(max_ngram_size=3, n_head_per_ngram=8, kernel_size=4, seed=0, block=1)
+
+
+def _kjv_token_strings(vocab_size: int):
+    """The text of each id of the KJV character tokenizer (id 0 the unknown marker), or None when the
+    harness's vocabulary is not that tokenizer's."""
+    from .common import kjv_tokens
+    tok = kjv_tokens()[0]
+    if tok.vocab_size != vocab_size:
+        return None
+    return (tok.UNK_CHAR,) + tuple(tok.chars)
+
+
+def engram_family(ctx: FamilyContext, num_values: int) -> Family:
+    """Engram (Cheng et al., 2026, arXiv 2601.07372): hashed 2- and 3-gram embeddings addressed by the
+    input tokens, context-aware gate, short causal convolution; one layer, a parallel branch of block 1.
+
+    Memory: d_ngram = D/2 split over K = 8 heads per order (rows of width D/16), each head a table of the
+    first unused prime ≥ N·D/2 / ((N_max − 1)·d_ngram) rows, so the 16 tables hold ≈ N·D/2 parameters,
+    UltraMem's value budget; tokenizer compression of the KJV characters (capitals with lower case, space
+    with newline). Initialisation: the table N(0, 1) and the key projection as the demo; the value
+    projection N(0, (0.02/√(2L))²) with zero bias, as the model's other projections into the residual
+    stream, and the convolution at zero, so the layer starts at the residual scale of the GPT-2-initialised
+    model (the demo's defaults put out values of order 1). Recipe: the table at the model's lr, no weight
+    decay (no value multiplier: the demo has no training code to take one from).
+    """
+    n = _check(num_values)
+    r = ENGRAM_RECIPE
+    orders = r["max_ngram_size"] - 1
+    d_ngram = max(r["n_head_per_ngram"], ctx.d_model // 2 // r["n_head_per_ngram"] * r["n_head_per_ngram"])
+    rows = max(2, round(n * (ctx.d_model // 2) / (orders * d_ngram)))
+    block = min(r["block"], ctx.n_layers - 1)
+    strings = _kjv_token_strings(ctx.vocab_size)
+    cfg = EngramConfig(ctx.d_model, ctx.vocab_size, engram_vocab_size=(rows,) * orders,
+                       max_ngram_size=r["max_ngram_size"], n_embed_per_ngram=d_ngram,
+                       n_head_per_ngram=r["n_head_per_ngram"], kernel_size=r["kernel_size"], seed=r["seed"],
+                       token_strings=strings, conv_init="zero",
+                       value_init_std=0.02 / math.sqrt(2 * ctx.n_layers))
+    compression = "KJV tokenizer compression" if strings is not None else "no tokenizer compression"
+    return _matched(ctx, cfg, "engram", {},
+                    f"Engram at block {block} (parallel branch), 2..{r['max_ngram_size']}-grams × "
+                    f"{r['n_head_per_ngram']} hash heads, tables ≥ {rows} rows × {cfg.head_dim}, d_ngram "
+                    f"{d_ngram}, conv kernel {r['kernel_size']} (zero init), W_V std 0.02/√(2L), {compression}, "
+                    "table at the model's lr", wiring=((block, block),))
+
+
 AFTER_FAMILIES = {"ultramem_v2": ultramem_v2_family, "ultramem_v2_released": ultramem_v2_released_family,
                   "ultramem_v2_readme": ultramem_v2_readme_family, "peer": peer_family,
-                  "peer_shared": peer_shared_family, "memory_plus": memory_plus_family}
+                  "peer_shared": peer_shared_family, "memory_plus": memory_plus_family, "engram": engram_family}
 
 for _name, _factory in AFTER_FAMILIES.items():
     register_family(_name, _factory, replace=True)

@@ -3,7 +3,7 @@
 Families (see :mod:`.families`): ``dense``, ``moe`` (top-2 of 8), ``pkm`` (Lample et al.'s recipe,
 values at a constant lr 10⁻³), UltraMem with the paper's initialisation and k = 10 / k = 4, with the
 released code's initialisation (k = 4), and with the book's LayerNorm variant (k = 10); and chapter 12's
-UltraMemV2 (k = 4), PEER and Memory+ (values at a constant lr 10⁻³) (:mod:`.families_after`). Every memory
+UltraMemV2 (k = 4), PEER, Memory+ (values at a constant lr 10⁻³) and Engram (:mod:`.families_after`). Every memory
 model narrows its FFN until its activated parameters per token match the dense model's. PKM and
 UltraMem hold the same number of value *parameters*: UltraMem twice the values at half the width.
 
@@ -27,7 +27,7 @@ from .trainer import train_run
 
 NAME = "lm"
 FAMILIES = ("dense", "moe", "pkm", "ultramem_paper_k10", "ultramem_paper_k4", "ultramem_released", "ultramem_ln",
-            "ultramem_v2", "peer", "memory_plus")
+            "ultramem_v2", "peer", "memory_plus", "engram")
 
 
 def context(spec: dict, vocab_size: int) -> FamilyContext:
