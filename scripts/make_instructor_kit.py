@@ -18,6 +18,7 @@ Private, written by ``--out DIR`` and never part of the site:
 * ``quiz_bank.md``: every question with its options (in the order of the seed), the answer, why, and
   the source the answer was checked against;
 * ``quizzes.gift``: the same quizzes in Moodle's GIFT format (:func:`ultramem_edu.quizbank.to_gift`);
+* ``quizzes_qti.zip``: the same quizzes as a QTI 1.2 package for Canvas (:func:`ultramem_edu.quizbank.to_qti_zip`);
 * ``ta_guide.md``: the common mistakes the exercise checks diagnose, per chapter and check, collected
   from the checks' source (:func:`diagnoses`: the messages of ``raise``, of ``fail(case, message)``
   and of the ``(wrong answer, message)`` pairs handed to ``diagnose``).
@@ -413,12 +414,13 @@ def outputs() -> dict[Path, str]:
     }
 
 
-def private_kit(seed: int | None = None) -> dict[str, str]:
-    """{file name: text} of the kit ``--out`` writes."""
+def private_kit(seed: int | None = None) -> dict[str, str | bytes]:
+    """{file name: text or bytes} of the kit ``--out`` writes."""
     quizzes = seeded_quizzes(seed)
     return {
         "quiz_bank.md": quiz_bank(quizzes, seed),
         "quizzes.gift": quizbank.to_gift(quizzes),
+        "quizzes_qti.zip": quizbank.to_qti_zip(quizzes),
         "ta_guide.md": ta_guide(diagnoses()),
     }
 
@@ -426,7 +428,8 @@ def private_kit(seed: int | None = None) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report public parts that are out of date")
-    parser.add_argument("--out", type=Path, help="write the private kit (quiz bank, GIFT, TA guide) into this folder")
+    parser.add_argument("--out", type=Path,
+                        help="write the private kit (quiz bank, GIFT, QTI, TA guide) into this folder")
     parser.add_argument("--seed", type=int, help="with --out: draw fresh numeric variants and option orders")
     args = parser.parse_args(argv)
     if args.seed is not None and args.out is None:
@@ -437,8 +440,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--out must be outside book/ (the kit holds the answers), got {args.out}")
         out.mkdir(parents=True, exist_ok=True)
         kit = private_kit(args.seed)
-        for name, text in kit.items():
-            (out / name).write_text(text, encoding="utf-8")
+        for name, content in kit.items():
+            if isinstance(content, bytes):
+                (out / name).write_bytes(content)
+            else:
+                (out / name).write_text(content, encoding="utf-8")
         print(f"wrote the instructor kit to {out}: {', '.join(sorted(kit))}")
         return 0
     stale = []

@@ -69,7 +69,8 @@ def test_the_answer_bank_is_not_on_the_public_site():
 def test_the_private_kit_holds_the_bank_the_gift_and_the_ta_guide(tmp_path, seed, capsys):
     args = ["--out", str(tmp_path)] + ([] if seed is None else ["--seed", str(seed)])
     assert kit.main(args) == 0, capsys.readouterr().out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["quiz_bank.md", "quizzes.gift", "ta_guide.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quiz_bank.md", "quizzes.gift", "quizzes_qti.zip",
+                                                          "ta_guide.md"]
     bank = (tmp_path / "quiz_bank.md").read_text(encoding="utf-8")
     quizzes = kit.seeded_quizzes(seed)
     total = sum(len(qs) for qs in quizzes.values())

@@ -353,3 +353,44 @@ def test_gift_export_parses_back_to_the_quizzes(seed):
         assert [f for _, _, f in options] == [quizbank._tex(a["feedback"]) for a in q["answers"]]
         assert "$" not in question, "TeX is in \\( \\) for Moodle's MathJax filter"
         assert _html.unescape(question) == question or "<code>" in question
+
+
+# --- Canvas: QTI 1.2, parsed as XML ------------------------------------------------------------------
+
+def test_qti_package_has_one_assessment_per_chapter_with_the_keys_scored():
+    import io
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    quizzes = {ch: quizbank.build_quiz(ch, 4) for ch in ALL}
+    archive = zipfile.ZipFile(io.BytesIO(quizbank.to_qti_zip(quizzes)))
+    ns = {"q": quizbank.QTI_NS, "m": "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1"}
+    manifest = ET.fromstring(archive.read("imsmanifest.xml"))
+    hrefs = [r.get("href") for r in manifest.iterfind("m:resources/m:resource", ns)]
+    assert hrefs == [f"ch{ch:02d}/ch{ch:02d}.xml" for ch in sorted(ALL)]
+    assert all(r.get("type") == "imsqti_xmlv1p2" for r in manifest.iterfind("m:resources/m:resource", ns))
+    for ch, href in zip(sorted(ALL), hrefs):
+        root = ET.fromstring(archive.read(href))
+        assert root.tag == f"{{{quizbank.QTI_NS}}}questestinterop"
+        items = root.findall("q:assessment/q:section/q:item", ns)
+        assert len(items) == len(quizzes[ch])
+        for item, q in zip(items, quizzes[ch]):
+            meta = {f.findtext("q:fieldlabel", namespaces=ns): f.findtext("q:fieldentry", namespaces=ns)
+                    for f in item.iterfind("q:itemmetadata/q:qtimetadata/q:qtimetadatafield", ns)}
+            assert meta["question_type"] == "multiple_choice_question"
+            assert item.findtext("q:presentation/q:material/q:mattext", namespaces=ns) == quizbank._tex(q["question"])
+            labels = item.findall("q:presentation/q:response_lid/q:render_choice/q:response_label", ns)
+            assert [lab.findtext("q:material/q:mattext", namespaces=ns) for lab in labels] == \
+                [quizbank._tex(a["answer"]) for a in q["answers"]]
+            scored = [c for c in item.iterfind("q:resprocessing/q:respcondition", ns)
+                      if c.findtext("q:setvar", namespaces=ns) == "100"]
+            assert len(scored) == 1
+            key = scored[0].findtext("q:conditionvar/q:varequal", namespaces=ns)
+            right = next(j for j, a in enumerate(q["answers"]) if a["correct"])
+            assert key == labels[right].get("ident")
+            feedback = {f.get("ident"): f.findtext("q:flow_mat/q:material/q:mattext", namespaces=ns)
+                        for f in item.iterfind("q:itemfeedback", ns)}
+            assert [feedback[f"{lab.get('ident')}_fb"] for lab in labels] == \
+                [quizbank._tex(a["feedback"]) for a in q["answers"]]
+    with pytest.raises(ValueError, match="quizzes"):
+        quizbank.to_qti_zip({})

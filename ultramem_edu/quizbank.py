@@ -11,7 +11,8 @@ A question may carry
   comes from (``"paper"``, ``"released code"``, ``"formula"``, ...).
 
 :func:`shuffle_answers` permutes each question's options by a seed (the public pages use
-:data:`PUBLIC_SEED`, an instructor's export another); :func:`to_gift` writes Moodle's GIFT format.
+:data:`PUBLIC_SEED`, an instructor's export another); :func:`to_gift` writes Moodle's GIFT format,
+:func:`to_qti_zip` a QTI 1.2 package that Canvas imports.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ __all__ = [
     "shuffle_answers",
     "build_quiz",
     "to_gift",
+    "qti_assessment",
+    "to_qti_zip",
 ]
 
 PUBLIC_SEED = 0
@@ -338,6 +341,91 @@ def export_gift(seed: int | None = None, quiz_dir: str | Path | None = None) -> 
     """GIFT of every chapter's quiz as :func:`build_quiz` gives it for ``seed``."""
     chapters = sorted(load_all(quiz_dir))
     return to_gift({ch: build_quiz(ch, seed, quiz_dir) for ch in chapters})
+
+
+# --- Canvas: QTI 1.2 ------------------------------------------------------------------------------
+
+QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
+_MANIFEST_NS = "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1"
+
+
+def _qti_text(parent, text: str):
+    import xml.etree.ElementTree as ET
+
+    material = ET.SubElement(parent, "material")
+    mattext = ET.SubElement(material, "mattext", texttype="text/html")
+    mattext.text = _tex(text)
+    return material
+
+
+def qti_assessment(chapter: int, questions: list[dict], points: float = 1.0) -> str:
+    """One chapter's quiz as a QTI 1.2 assessment (the dialect Canvas imports): an item per question,
+    a ``response_lid`` with one ``response_label`` per option, 100 % for the key, each option's feedback."""
+    import xml.etree.ElementTree as ET
+
+    ET.register_namespace("", QTI_NS)
+    root = ET.Element(f"{{{QTI_NS}}}questestinterop")
+    assessment = ET.SubElement(root, "assessment", ident=f"ch{chapter:02d}", title=f"Chapter {chapter} quiz")
+    section = ET.SubElement(assessment, "section", ident="root_section")
+    for i, q in enumerate(questions, 1):
+        ident = f"ch{chapter:02d}_q{i}"
+        item = ET.SubElement(section, "item", ident=ident, title=f"Question {i}")
+        fields = ET.SubElement(ET.SubElement(item, "itemmetadata"), "qtimetadata")
+        for label, entry in (("question_type", "multiple_choice_question"), ("points_possible", f"{points:g}")):
+            field = ET.SubElement(fields, "qtimetadatafield")
+            ET.SubElement(field, "fieldlabel").text = label
+            ET.SubElement(field, "fieldentry").text = entry
+        presentation = ET.SubElement(item, "presentation")
+        _qti_text(presentation, q["question"])
+        response = ET.SubElement(presentation, "response_lid", ident="response1", rcardinality="Single")
+        choices = ET.SubElement(response, "render_choice")
+        for j, a in enumerate(q["answers"], 1):
+            _qti_text(ET.SubElement(choices, "response_label", ident=f"{ident}_a{j}"), a["answer"])
+        processing = ET.SubElement(item, "resprocessing")
+        ET.SubElement(ET.SubElement(processing, "outcomes"), "decvar", maxvalue="100", minvalue="0",
+                      varname="SCORE", vartype="Decimal")
+        for j, a in enumerate(q["answers"], 1):
+            condition = ET.SubElement(processing, "respcondition", attrib={"continue": "Yes"})
+            ET.SubElement(ET.SubElement(condition, "conditionvar"), "varequal", respident="response1").text = \
+                f"{ident}_a{j}"
+            ET.SubElement(condition, "displayfeedback", feedbacktype="Response", linkrefid=f"{ident}_a{j}_fb")
+        key = next(j for j, a in enumerate(q["answers"], 1) if a["correct"])
+        condition = ET.SubElement(processing, "respcondition", attrib={"continue": "No"})
+        ET.SubElement(ET.SubElement(condition, "conditionvar"), "varequal", respident="response1").text = \
+            f"{ident}_a{key}"
+        ET.SubElement(condition, "setvar", action="Set", varname="SCORE").text = "100"
+        for j, a in enumerate(q["answers"], 1):
+            feedback = ET.SubElement(item, "itemfeedback", ident=f"{ident}_a{j}_fb")
+            _qti_text(ET.SubElement(feedback, "flow_mat"), a.get("feedback", ""))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def to_qti_zip(quizzes: dict[int, list[dict]]) -> bytes:
+    """A QTI 1.2 package (zip: ``imsmanifest.xml`` and one assessment per chapter) for Canvas's
+    *Import course content → QTI .zip file*."""
+    import io
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    if not isinstance(quizzes, dict) or not quizzes:
+        raise ValueError(f"quizzes must be a non-empty dict {{chapter: questions}}, got {quizzes!r:.60}")
+    ET.register_namespace("", _MANIFEST_NS)
+    manifest = ET.Element(f"{{{_MANIFEST_NS}}}manifest", identifier="ultramem_edu_quizzes")
+    ET.SubElement(manifest, f"{{{_MANIFEST_NS}}}organizations")
+    resources = ET.SubElement(manifest, f"{{{_MANIFEST_NS}}}resources")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for chapter, questions in sorted(quizzes.items()):
+            name = f"ch{chapter:02d}/ch{chapter:02d}.xml"
+            archive.writestr(name, qti_assessment(chapter, questions))
+            resource = ET.SubElement(resources, f"{{{_MANIFEST_NS}}}resource", identifier=f"ch{chapter:02d}",
+                                     type="imsqti_xmlv1p2", href=name)
+            ET.SubElement(resource, f"{{{_MANIFEST_NS}}}file", href=name)
+        ET.indent(manifest)
+        archive.writestr("imsmanifest.xml", '<?xml version="1.0" encoding="UTF-8"?>\n'
+                         + ET.tostring(manifest, encoding="unicode") + "\n")
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":  # pragma: no cover
