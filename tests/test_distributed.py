@@ -209,3 +209,115 @@ def test_torchrun_entry_point_explains_how_to_start_it(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["--steps", "1"])
     assert "torchrun --nproc_per_node 2" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- FSDP2, ZeRO and expert parallel
+@group_test
+@pytest.mark.parametrize("scheme", ["column", "row"])
+def test_fsdp_steps_equal_single_process_steps(scheme):
+    """FSDP2 (fully_shard) over everything but the table shards, on gloo: two clipped steps."""
+    from ultramem_edu.distributed.fsdp import fsdp_step_check
+
+    results = run_group(fsdp_step_check, 2, scheme, 2, timeout=180)
+    for r in results:
+        assert r["dtensor_params"] > 10                          # the replicated part really is sharded
+        assert r["replicated_local"] == r["replicated_total"] // 2
+        assert r["table_local"] == r["table_total"] // 2
+        assert r["losses"] == pytest.approx(r["reference_losses"], abs=1e-5)
+        assert r["grad_norms"] == pytest.approx(r["reference_grad_norms"], rel=1e-5)
+        assert min(r["grad_norms"]) > r["grad_clip"]             # the distributed norm is the clipped one
+        assert r["max_param_change"] > 1e-3
+        assert r["max_param_diff"] < 1e-5
+
+
+def test_fully_shard_model_checks_its_arguments():
+    from ultramem_edu.distributed.fsdp import fully_shard_model
+
+    with pytest.raises(TypeError, match="model must be a TransformerLM"):
+        fully_shard_model(UltraMemLayer(UltraMemConfig(**TEST_CONFIG)))
+    from ultramem_edu.distributed.ddp import tiny_lm
+    with pytest.raises(RuntimeError, match="process group"):
+        fully_shard_model(tiny_lm(vocab_size=16, d_model=32, n_layers=2, seq_len=8, num_values=16 * 16, init_samples=32))
+
+
+def test_zero_stages_shard_what_they_say():
+    from ultramem_edu.distributed.memory import zero_comm_bytes, zero_rank_memory
+
+    table, rest, p = 1000.0, 64.0, 8
+    stages = [zero_rank_memory(table, rest, p, s) for s in range(4)]
+    assert stages[0].total == pytest.approx(rank_memory(table, rest, p).total)      # stage 0 = DDP
+    assert stages[0].rest == 16 * rest
+    assert stages[1].rest == pytest.approx((2 + 2) * rest + 12 * rest / p)          # optimizer state / P
+    assert stages[2].rest == pytest.approx(2 * rest + 14 * rest / p)                # + gradients
+    assert stages[3].rest == pytest.approx(16 * rest / p)                           # + weights
+    assert all(s.table == stages[0].table for s in stages)
+    assert zero_comm_bytes(rest, p, 3) == pytest.approx(1.5 * zero_comm_bytes(rest, p, 1))
+    assert zero_comm_bytes(rest, 1, 3) == 0
+    assert zero_comm_bytes(rest, 2, 0) == pytest.approx(2 * 0.5 * rest * 2)
+    with pytest.raises(ValueError, match="stage"):
+        zero_rank_memory(table, rest, p, 4)
+    with pytest.raises(TypeError, match="stage"):
+        zero_comm_bytes(rest, p, 1.0)
+
+
+def _moe_brute_force(routes, owner, d_model, ranks, dedup, ib=8, fb=4):
+    """Walk every token and every chosen expert, rank by rank."""
+    out = [dict.fromkeys(("counts", "expert ids", "tokens", "outputs", "outputs (backward)", "tokens (backward)"), 0)
+           for _ in range(ranks)]
+    for p, ids in enumerate(routes):
+        for token in ids:
+            seen = set()
+            for e in token:
+                q = int(owner[e])
+                if q == p:
+                    continue
+                out[p]["expert ids"] += ib
+                if dedup and q in seen:
+                    continue
+                seen.add(q)
+                for key, who in (("tokens", p), ("outputs (backward)", p), ("outputs", q), ("tokens (backward)", q)):
+                    out[who][key] += d_model * fb
+    for d in out:
+        d["counts"] = (ranks - 1) * ib
+    return out
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+@pytest.mark.parametrize("experts, ranks, k", [(8, 4, 2), (34, 8, 2), (6, 4, 3)])
+def test_moe_all_to_all_counted_and_expected(experts, ranks, k, dedup):
+    import itertools
+
+    from ultramem_edu.distributed.comm_model import expert_owner, moe_all_to_all_bytes, moe_all_to_all_counted
+
+    owner = expert_owner(experts, ranks)
+    assert np.bincount(owner).max() - np.bincount(owner).min() <= 1 and len(owner) == experts
+    rng = np.random.default_rng(experts + k)
+    routes = [np.stack([rng.choice(experts, k, replace=False) for _ in range(5 + p)]) for p in range(ranks)]
+    assert moe_all_to_all_counted(routes, 16, experts, ranks, dedup) == _moe_brute_force(routes, owner, 16, ranks, dedup)
+    if experts <= 8:
+        # exact expectation: every token on every rank, every set of k experts, equally likely
+        subsets = [np.array(c) for c in itertools.combinations(range(experts), k)]
+        every = [np.stack(subsets) for _ in range(ranks)]
+        counted = moe_all_to_all_counted(every, 16, experts, ranks, dedup)
+        mean = {key: np.mean([c[key] for c in counted]) / len(subsets) for key in counted[0] if key != "counts"}
+        expected = moe_all_to_all_bytes(1, 16, k, experts, ranks, dedup)
+        for key, v in mean.items():
+            assert expected[key] == pytest.approx(v), key
+    if not dedup:
+        assert sum(moe_all_to_all_bytes(10, 16, k, experts, ranks).values()) == pytest.approx(
+            (ranks - 1) * 8 + 10 * k * (ranks - 1) / ranks * (8 + 4 * 16 * 4))
+
+
+def test_moe_all_to_all_checks_its_arguments():
+    from ultramem_edu.distributed.comm_model import expert_owner, moe_all_to_all_bytes, moe_all_to_all_counted
+
+    with pytest.raises(ValueError, match="ranks must be <= num_experts"):
+        expert_owner(4, 8)
+    with pytest.raises(ValueError, match="top_k"):
+        moe_all_to_all_bytes(4, 16, 5, 4, 2)
+    with pytest.raises(TypeError, match="dedup_ranks"):
+        moe_all_to_all_bytes(4, 16, 2, 4, 2, dedup_ranks=1)
+    with pytest.raises(ValueError, match="must lie in"):
+        moe_all_to_all_counted([np.array([[0, 4]]), np.array([[1, 2]])], 16, 4, 2)
+    with pytest.raises(ValueError, match="one array per rank"):
+        moe_all_to_all_counted([np.array([[0, 1]])], 16, 4, 2)

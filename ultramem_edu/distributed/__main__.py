@@ -1,6 +1,7 @@
 """Train the tiny LM data-parallel with sharded memory tables; started by ``torchrun``.
 
     torchrun --nproc_per_node 2 -m ultramem_edu.distributed --steps 30 --scheme column
+    torchrun --nproc_per_node 2 -m ultramem_edu.distributed --steps 30 --fsdp    # the rest under FSDP2
 
 CPU processes talk over gloo; with CUDA each process takes GPU ``LOCAL_RANK`` and NCCL. Rank 0
 then trains the same model alone on the same global batches and writes both loss curves, with
@@ -33,8 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a collective may wait for a peer")
-    parser.add_argument("--out", default="figures/sharding/ddp_curve.json")
+    parser.add_argument("--fsdp", action="store_true",
+                        help="shard everything but the value tables with FSDP2 (fully_shard) instead of DDP")
+    parser.add_argument("--out", default=None,
+                        help="JSON file (default figures/sharding/ddp_curve.json, or fsdp_curve.json with --fsdp)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = f"figures/sharding/{'fsdp' if args.fsdp else 'ddp'}_curve.json"
     if "RANK" not in os.environ:
         parser.error("start this module with torchrun, e.g. torchrun --nproc_per_node 2 -m ultramem_edu.distributed")
 
@@ -50,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
         result = train_compare(rank, world, args.steps, args.scheme, args.batch, args.seq_len, args.lr, args.seed,
-                               device=device)
+                               device=device, parallel="fsdp" if args.fsdp else "ddp")
     finally:
         dist.destroy_process_group()
     if rank == 0:
         payload = {
             "command": "torchrun --nproc_per_node {} -m ultramem_edu.distributed {}".format(world, " ".join(
                 sys.argv[1:] if argv is None else argv)),
-            "world_size": world, "backend": backend, "scheme": args.scheme, "steps": args.steps,
+            "world_size": world, "backend": backend, "parallel": "fsdp" if args.fsdp else "ddp", "scheme": args.scheme, "steps": args.steps,
             "global_batch": args.batch, "seq_len": args.seq_len, "lr": args.lr, "seed": args.seed,
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "git_commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

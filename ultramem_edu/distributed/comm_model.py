@@ -28,6 +28,25 @@ row ≈ (P−1)·[b_i + (U/P)·(b_i + 2·D_v·b_f)]. Per token and peer, the col
 k·(b_i + 2h·b_f) + 2E·D_v·b_f/P bytes, the row scheme k·(b_i + 2·D_v·b_f)/P: the row scheme
 ships whole rows (D_v wide) for every selection, the column scheme only addresses and scores.
 The row scheme wins only when deduplication bites: when B·k approaches the table size N.
+
+Expert parallelism, for comparison (:func:`moe_all_to_all_bytes`): an MoE layer's E experts are
+spread over the P ranks (contiguous blocks, :func:`expert_owner`), each token goes to its top-k
+experts wherever they live and comes back. Per step a rank sends, for each (token, expert) pair
+whose expert lives elsewhere — or, with ``dedup_ranks``, each (token, rank) pair, one copy per
+rank however many of its experts are there::
+
+    counts               (P−1)·b_i                     all-to-all of the pair counts
+    expert ids           remote pairs·b_i              which local expert each copy is for
+    tokens               copies·D·b_f                  the hidden states, dispatched
+    outputs              copies·D·b_f                  the expert outputs, combined at home
+    outputs (backward)   copies·D·b_f                  their gradients, back to the experts
+    tokens (backward)    copies·D·b_f                  the hidden states' gradients, home
+
+Uniform routing over E experts, n_q of them on rank q, averaged over the ranks a token may live on:
+E[remote pairs per token] = k·(P−1)/P, and E[remote ranks per token] =
+((P−1)/P)·Σ_q (1 − C(E − n_q, k)/C(E, k)). Both the memory's column exchange and the MoE's
+dispatch are per-token all-to-alls; what differs is what travels: addresses and scores plus
+E·D_v/P partial sums for the memory, whole D-wide hidden states for the experts.
 """
 from __future__ import annotations
 
@@ -36,10 +55,12 @@ import numpy as np
 from .._checks import check_int
 from ..cost import expected_distinct
 
-__all__ = ["column_bytes", "row_bytes", "row_bytes_expected", "column_total", "crossover_tokens", "request_matrix"]
+__all__ = ["column_bytes", "row_bytes", "row_bytes_expected", "column_total", "crossover_tokens", "request_matrix",
+           "expert_owner", "moe_all_to_all_bytes", "moe_all_to_all_counted"]
 
 COLUMN_OPS = ("batch sizes", "indices", "scores", "partial outputs", "partial outputs (backward)", "scores (backward)")
 ROW_OPS = ("row counts", "row ids", "rows", "rows (backward)")
+MOE_OPS = ("counts", "expert ids", "tokens", "outputs", "outputs (backward)", "tokens (backward)")
 
 
 def _check_common(ranks, heads, topm, value_dim):
@@ -162,3 +183,85 @@ def crossover_tokens(heads: int, topm: int, value_dim: int, ranks: int, num_valu
         else:
             lo = mid
     return hi
+
+
+# ------------------------------------------------------------------------------------ expert parallel
+def expert_owner(num_experts: int, ranks: int) -> np.ndarray:
+    """Rank that holds each expert: contiguous blocks whose sizes differ by at most one."""
+    check_int("num_experts", num_experts, 1)
+    check_int("ranks", ranks, 1)
+    if ranks > num_experts:
+        raise ValueError(f"ranks must be <= num_experts for expert parallelism, got ranks={ranks}, "
+                         f"num_experts={num_experts}")
+    return np.concatenate([np.full(len(block), q) for q, block in
+                           enumerate(np.array_split(np.arange(num_experts), ranks))]).astype(np.int64)
+
+
+def _moe_dict(ranks, pairs, copies, d_model, index_bytes, float_bytes):
+    hidden = copies * d_model * float_bytes
+    return {"counts": (ranks - 1) * index_bytes, "expert ids": pairs * index_bytes, "tokens": hidden,
+            "outputs": hidden, "outputs (backward)": hidden, "tokens (backward)": hidden}
+
+
+def moe_all_to_all_bytes(tokens: int, d_model: int, top_k: int, num_experts: int, ranks: int,
+                         dedup_ranks: bool = False, index_bytes: int = 8, float_bytes: int = 4) -> dict[str, float]:
+    """Expected bytes a rank sends per training step for one expert-parallel MoE layer, uniform routing.
+
+    ``tokens`` = B tokens on every rank, each routed to ``top_k`` distinct experts of ``num_experts``
+    chosen uniformly; averaged over the ranks (with experts spread unevenly, some ranks send more).
+    Returns {exchange: bytes} with the keys of :data:`MOE_OPS`; sum them for the total.
+    """
+    check_int("tokens", tokens, 0)
+    check_int("d_model", d_model, 1)
+    per_rank = np.bincount(expert_owner(num_experts, ranks), minlength=ranks)
+    check_int("top_k", top_k, 1, num_experts)
+    if not isinstance(dedup_ranks, bool):
+        raise TypeError(f"dedup_ranks must be a bool, got {type(dedup_ranks).__name__}")
+    remote_pairs = tokens * top_k * (ranks - 1) / ranks
+    if dedup_ranks:
+        from math import comb
+        touched = sum(1.0 - comb(num_experts - int(n), top_k) / comb(num_experts, top_k) for n in per_rank)
+        copies = tokens * (ranks - 1) / ranks * touched
+    else:
+        copies = remote_pairs
+    return _moe_dict(ranks, remote_pairs, copies, d_model, index_bytes, float_bytes)
+
+
+def moe_all_to_all_counted(expert_ids_per_rank, d_model: int, num_experts: int, ranks: int,
+                           dedup_ranks: bool = False, index_bytes: int = 8, float_bytes: int = 4) -> list[dict[str, int]]:
+    """Bytes each rank sends per training step for one MoE layer, counted from an actual routing.
+
+    ``expert_ids_per_rank``: for each rank p, a (B_p, k) integer array of the experts its tokens
+    chose. Returns one {exchange: bytes} per rank: what it dispatches for its own tokens, and what
+    it returns for the copies its experts served.
+    """
+    check_int("d_model", d_model, 1)
+    owner = expert_owner(num_experts, ranks)
+    if len(expert_ids_per_rank) != ranks:
+        raise ValueError(f"expert_ids_per_rank must hold one array per rank ({ranks}), got {len(expert_ids_per_rank)}")
+    pairs = np.zeros((ranks, ranks), dtype=np.int64)     # [p, q]: (token, expert) pairs from p's tokens to q
+    copies = np.zeros((ranks, ranks), dtype=np.int64)    # [p, q]: hidden states p sends to q
+    for p, ids in enumerate(expert_ids_per_rank):
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise ValueError(f"expert ids of rank {p} must be a (B, k) integer array, got shape {ids.shape}, "
+                             f"dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= num_experts):
+            raise ValueError(f"expert ids of rank {p} must lie in [0, {num_experts}), got {ids.min()}..{ids.max()}")
+        dest = owner[ids]                                           # (B, k) ranks
+        pairs[p] = np.bincount(dest.reshape(-1), minlength=ranks)
+        if dedup_ranks:
+            hit = np.zeros((ids.shape[0], ranks), dtype=bool)
+            hit[np.arange(ids.shape[0])[:, None], dest] = True
+            copies[p] = hit.sum(axis=0)
+        else:
+            copies[p] = pairs[p]
+    out = []
+    for p in range(ranks):
+        others = [q for q in range(ranks) if q != p]
+        sent, served = int(copies[p, others].sum()), int(copies[others, p].sum())
+        d = {"counts": (ranks - 1) * index_bytes, "expert ids": int(pairs[p, others].sum()) * index_bytes,
+             "tokens": sent * d_model * float_bytes, "outputs": served * d_model * float_bytes,
+             "outputs (backward)": sent * d_model * float_bytes, "tokens (backward)": served * d_model * float_bytes}
+        out.append(d)
+    return out

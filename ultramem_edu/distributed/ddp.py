@@ -82,12 +82,34 @@ def wrap_ddp(model: nn.Module, group=None, **ddp_kwargs) -> DistributedDataParal
     return DistributedDataParallel(model, process_group=group, **ddp_kwargs)
 
 
+def _is_sharded(g: torch.Tensor) -> bool:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:                   # pragma: no cover
+        return False
+    return isinstance(g, DTensor)
+
+
+def _local(g: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a DTensor (FSDP2's sharded parameters and gradients), else the tensor itself."""
+    return g.to_local() if _is_sharded(g) else g
+
+
 def clip_grad_norm(model: nn.Module, max_norm: float, group=None) -> float:
-    """Clip by the norm of the *whole* model's gradient: replicated parameters once, shards summed
-    over ranks. Without a process group (or sharded layers) this is ``clip_grad_norm_``."""
+    """Clip by the norm of the *whole* model's gradient: replicated parameters once, shards (the
+    value tables' and FSDP2's) summed over ranks. Without a process group (or sharded layers) this is
+    ``clip_grad_norm_``."""
     shards = {id(p) for p in _shards(model)}
-    replicated = [p.grad for p in model.parameters() if p.grad is not None and id(p) not in shards]
-    sharded = [p.grad for p in model.parameters() if p.grad is not None and id(p) in shards]
+    replicated, sharded = [], []
+    for p in model.parameters():
+        if p.grad is None:
+            continue
+        if id(p) in shards:
+            sharded.append(p.grad)
+        elif _is_sharded(p.grad):      # FSDP2: a DTensor holding this rank's slice, summed across ranks too
+            sharded.append(_local(p.grad))
+        else:
+            replicated.append(p.grad)
     sq = sum((g.double().pow(2).sum() for g in replicated), torch.zeros((), dtype=torch.float64))
     sq_shards = sum((g.double().pow(2).sum() for g in sharded), torch.zeros((), dtype=torch.float64))
     if sharded and dist.is_initialized():
@@ -188,9 +210,12 @@ def _to(stream, device):
 
 
 def train_compare(rank: int, world: int, steps: int, scheme: str, batch: int, seq_len: int, lr: float,
-                  seed: int = 0, group=None, device: str = "cpu") -> dict:
-    """Train the tiny LM on KJV characters with DDP + sharded memories; rank 0 then trains the same
-    model alone on the same global batches. Returns both loss curves (rank 0) and timings."""
+                  seed: int = 0, group=None, device: str = "cpu", parallel: str = "ddp") -> dict:
+    """Train the tiny LM on KJV characters with sharded memories and the rest under DDP
+    (``parallel="ddp"``) or FSDP2 (``"fsdp"``, :mod:`.fsdp`); rank 0 then trains the same model alone
+    on the same global batches. Returns both loss curves (rank 0) and timings."""
+    if parallel not in ("ddp", "fsdp"):
+        raise ValueError(f"parallel must be one of ['ddp', 'fsdp'], got {parallel!r}")
     from ..data import CharTokenizer, batches, load_corpus, split_corpus
 
     train_text, _ = split_corpus(load_corpus("kjv"))
@@ -198,7 +223,11 @@ def train_compare(rank: int, world: int, steps: int, scheme: str, batch: int, se
     ids = tok.encode(train_text)
     kwargs = dict(vocab_size=tok.vocab_size, d_model=64, n_layers=4, seq_len=seq_len, seed=seed)
     model = shard_memories(tiny_lm(**kwargs).to(device), group, scheme)
-    ddp = wrap_ddp(model, group)
+    if parallel == "fsdp":
+        from .fsdp import fully_shard_model
+        ddp = fully_shard_model(model, group)
+    else:
+        ddp = wrap_ddp(model, group)
     t0 = time.perf_counter()
     stream = _to(batches(ids, batch, seq_len, torch.Generator().manual_seed(seed)), device)
     losses = train_steps(ddp, stream, steps, lr, group=group, rank=rank, world=world)
