@@ -17,7 +17,9 @@ or from Python with :func:`run` (``run("lm", quick=True)``). The experiments:
 * ``ladder`` — the paper's ablation ladder with a power estimate per rung (:mod:`.ladder`);
 * ``facts`` — knowledge capacity, against the number of facts and against N (:mod:`.facts`);
 * ``topology`` — aux loss, σ₁/σ₂, stage-1 recall, retrieval topology after training (:mod:`.topology`);
-* ``dynamics`` — the earlier 300-step recording, kept for the results that cite it (:mod:`.dynamics`).
+* ``dynamics`` — the earlier 300-step recording, kept for the results that cite it (:mod:`.dynamics`);
+* ``continual`` — chapter 14: teaching new facts by full finetuning, LoRA, the whole value table and
+  sparse memory finetuning, pre-registered (:mod:`.preregistration_continual`, :mod:`.continual`).
 
 Each writes ``<out>/exp_<name>.json`` (+ ``.csv``) with the config, seeds, commit, machine, date,
 device and the characters each run trained on; each finished run is stored on its own (see
@@ -42,9 +44,10 @@ EXPERIMENTS = {
     "facts": ("facts", "run_facts"),
     "topology": ("topology", "run_topology"),
     "dynamics": ("dynamics", "run_dynamics"),
+    "continual": ("continual", "run_continual"),
 }
 # what ``all`` runs, in this order (headline comparisons first)
-SUITE = ("evidence", "lm", "budget", "scaling", "ladder", "facts", "topology")
+SUITE = ("evidence", "lm", "budget", "scaling", "ladder", "facts", "topology", "continual")
 
 
 def run(name: str, **kwargs) -> dict:

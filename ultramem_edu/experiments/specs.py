@@ -143,6 +143,39 @@ SPECS = {
 }
 
 
+def _continual(model, num_values, facts, pretrain, finetune, heldout_windows, **overrides):
+    """Chapter 14's pre-registered experiment at one scale: seeds, rates, families, methods, t, margin
+    and claims from :mod:`.preregistration_continual`; sizes and budgets from the scale."""
+    from . import preregistration_continual as p
+
+    spec = dict(model=model, num_values=num_values, facts=facts, pretrain=pretrain, finetune=finetune,
+                heldout_windows=heldout_windows, pretrain_lr=p.PRETRAIN_LR, top_t=p.TOP_T,
+                background_docs=p.BACKGROUND_DOCS, lora_rank=p.LORA_RANK, lora_alpha=p.LORA_ALPHA,
+                lrs=dict(p.LRS), selection_seeds=p.SELECTION_SEEDS, seeds=p.REPORTED_SEEDS, families=p.FAMILIES,
+                margin=p.LEARNING_MARGIN, alpha=p.ALPHA, claims=p.CLAIMS)
+    spec.update(overrides)
+    return spec
+
+
+_CONTINUAL_MODEL = dict(d_model=32, n_layers=2, n_heads=2, seq_len=32, key_dim=8, mem_heads=2, topm=4)
+SPECS["continual"] = {
+    "quick": _continual(_CONTINUAL_MODEL, 2 * 8 ** 2, dict(num_subjects=8, num_relations=4, num_objects=8),
+                        dict(steps=12, text_batch=4, facts_batch=8, seq_len=32), dict(steps=4, batch_size=8, eval_every=2),
+                        2, selection_seeds=(100,), seeds=(0, 1), background_docs=2, top_t=8),
+    "full": _continual(_CONTINUAL_MODEL, 2 * 16 ** 2, dict(num_subjects=32, num_relations=8, num_objects=16),
+                       dict(steps=600, text_batch=8, facts_batch=32, seq_len=32),
+                       dict(steps=150, batch_size=32, eval_every=15), 16,
+                       note="CPU, pre-registered: D=32, 2 blocks; 256 facts (128 old, 128 new); pretraining 600 "
+                            "steps x (8 x 32 characters + 32 old facts); finetuning 150 steps x 32 new facts; "
+                            "rates chosen on seeds 100-101, seeds 0-5 reported"),
+    "gpu": _continual(_CONTINUAL_MODEL, 2 * 16 ** 2, dict(num_subjects=32, num_relations=8, num_objects=16),
+                      dict(steps=600, text_batch=8, facts_batch=32, seq_len=32),
+                      dict(steps=150, batch_size=32, eval_every=15), 16,
+                      note="the CPU experiment's sizes: the models are too small to gain from a GPU"),
+}
+SPECS["continual"]["quick"]["lrs"] = {m: lrs[1:] for m, lrs in SPECS["continual"]["quick"]["lrs"].items()}
+
+
 def experiment_spec(name: str, quick: bool, scale: str | None, device: str, steps: int | None, seeds):
     """(spec, mode, seeds) for experiment ``name``: the scale is ``quick`` if asked, else ``scale``, else
     ``gpu`` on a CUDA device and ``full`` on the CPU. Overrides of steps or seeds file the results under
