@@ -321,3 +321,40 @@ def test_moe_all_to_all_checks_its_arguments():
         moe_all_to_all_counted([np.array([[0, 4]]), np.array([[1, 2]])], 16, 4, 2)
     with pytest.raises(ValueError, match="one array per rank"):
         moe_all_to_all_counted([np.array([[0, 1]])], 16, 4, 2)
+
+
+def test_row_pooled_bytes_counted_and_expected():
+    """Pooling at the owner (TorchRec's row-wise embedding bag): a brute-force walk over the
+    selections, and the expectation against many uniform draws."""
+    from ultramem_edu.distributed.comm_model import row_pooled_bytes, row_pooled_bytes_expected
+
+    n, p, d_v, h, e, k = 64, 4, 8, 2, 4, 6
+    rng = np.random.default_rng(3)
+    idx = [rng.integers(0, n, size=(7 + r, k)) for r in range(p)]
+    want = [dict.fromkeys(("counts", "addresses", "scores", "partial outputs", "partial outputs (backward)",
+                           "scores (backward)"), 0) for _ in range(p)]
+    for r, rows in enumerate(idx):
+        for token in rows:
+            owners = set()
+            for row in token:
+                q = int(row) // (n // p)
+                if q == r:
+                    continue
+                want[r]["addresses"] += 8
+                want[r]["scores"] += 4 * h
+                want[q]["scores (backward)"] += 4 * h
+                owners.add(q)
+            for q in owners:
+                want[q]["partial outputs"] += e * d_v * 4
+                want[r]["partial outputs (backward)"] += e * d_v * 4
+    for w in want:
+        w["counts"] = (p - 1) * 8
+    assert row_pooled_bytes(idx, n, p, d_v, h, e) == want
+    # expectation: 4 ranks x 2000 tokens of uniform draws, averaged over ranks
+    big = [rng.integers(0, 4096, size=(2000, 20)) for _ in range(p)]
+    counted = row_pooled_bytes(big, 4096, p, 16, h, e)
+    expected = row_pooled_bytes_expected(2000, 2, 10, 16, p, h, e)
+    for key in expected:
+        assert np.mean([c[key] for c in counted]) == pytest.approx(expected[key], rel=0.01), key
+    with pytest.raises(ValueError, match="ranks must divide num_values"):
+        row_pooled_bytes(idx, 63, p, d_v)

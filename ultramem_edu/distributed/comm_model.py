@@ -29,6 +29,15 @@ k·(b_i + 2h·b_f) + 2E·D_v·b_f/P bytes, the row scheme k·(b_i + 2·D_v·b_f)
 ships whole rows (D_v wide) for every selection, the column scheme only addresses and scores.
 The row scheme wins only when deduplication bites: when B·k approaches the table size N.
 
+Row-wise with pooling at the owner (:func:`row_pooled_bytes`; TorchRec's row-wise sharding of an
+embedding bag works this way): rows stay where they live; each rank sends the addresses *and*
+scores of its tokens' selections to their owners, each owner pools what it holds into a partial
+(E, D_v) block per token, and the partial blocks are summed at home (a reduce-scatter). Per step a
+rank sends (P−1)·b_i counts, its remote selections' addresses and h scores (b_i + h·b_f each),
+one E·D_v·b_f block for every (token, remote owner) pair it serves, and in the backward the
+blocks' gradients and the score gradients the other way. With uniform selections a token's k
+selections reach (P−1)·(1 − (1 − 1/P)^k) remote ranks on average.
+
 Expert parallelism, for comparison (:func:`moe_all_to_all_bytes`): an MoE layer's E experts are
 spread over the P ranks (contiguous blocks, :func:`expert_owner`), each token goes to its top-k
 experts wherever they live and comes back. Per step a rank sends, for each (token, expert) pair
@@ -56,10 +65,13 @@ from .._checks import check_int
 from ..cost import expected_distinct
 
 __all__ = ["column_bytes", "row_bytes", "row_bytes_expected", "column_total", "crossover_tokens", "request_matrix",
-           "expert_owner", "moe_all_to_all_bytes", "moe_all_to_all_counted"]
+           "expert_owner", "moe_all_to_all_bytes", "moe_all_to_all_counted", "row_pooled_bytes",
+           "row_pooled_bytes_expected"]
 
 COLUMN_OPS = ("batch sizes", "indices", "scores", "partial outputs", "partial outputs (backward)", "scores (backward)")
 ROW_OPS = ("row counts", "row ids", "rows", "rows (backward)")
+ROW_POOLED_OPS = ("counts", "addresses", "scores", "partial outputs", "partial outputs (backward)",
+                  "scores (backward)")
 MOE_OPS = ("counts", "expert ids", "tokens", "outputs", "outputs (backward)", "tokens (backward)")
 
 
@@ -183,6 +195,56 @@ def crossover_tokens(heads: int, topm: int, value_dim: int, ranks: int, num_valu
         else:
             lo = mid
     return hi
+
+
+def row_pooled_bytes(indices_per_rank, num_values: int, ranks: int, value_dim: int, num_cores: int = 2,
+                     expansion: int = 4, index_bytes: int = 8, float_bytes: int = 4) -> list[dict[str, int]]:
+    """Bytes each rank sends per step when rows are sharded and pooled at their owner, counted from
+    each rank's (B_p, k) physical row ids (no deduplication: each selection carries its own score).
+    Returns one {exchange: bytes} per rank (keys of :data:`ROW_POOLED_OPS`)."""
+    check_int("num_values", num_values, 1)
+    check_int("ranks", ranks, 1)
+    check_int("value_dim", value_dim, 1)
+    if num_values % ranks:
+        raise ValueError(f"ranks must divide num_values, got num_values={num_values}, ranks={ranks}")
+    if len(indices_per_rank) != ranks:
+        raise ValueError(f"indices_per_rank must hold one array per rank ({ranks}), got {len(indices_per_rank)}")
+    per = num_values // ranks
+    sel = np.zeros((ranks, ranks), dtype=np.int64)       # [p, q] selections of p's tokens owned by q
+    blocks = np.zeros((ranks, ranks), dtype=np.int64)    # [p, q] p's tokens with at least one selection on q
+    for p, idx in enumerate(indices_per_rank):
+        idx = np.asarray(idx)
+        if idx.ndim != 2 or idx.dtype.kind not in "iu":
+            raise ValueError(f"indices of rank {p} must be a (B, k) integer array, got shape {idx.shape}")
+        owner = idx % num_values // per
+        sel[p] = np.bincount(owner.reshape(-1), minlength=ranks)
+        hit = np.zeros((idx.shape[0], ranks), dtype=bool)
+        hit[np.arange(idx.shape[0])[:, None], owner] = True
+        blocks[p] = hit.sum(axis=0)
+    block = expansion * value_dim * float_bytes
+    out = []
+    for p in range(ranks):
+        o = [q for q in range(ranks) if q != p]
+        asked, served = int(sel[p, o].sum()), int(sel[o, p].sum())
+        mine, theirs = int(blocks[p, o].sum()), int(blocks[o, p].sum())
+        out.append({"counts": (ranks - 1) * index_bytes, "addresses": asked * index_bytes,
+                    "scores": asked * num_cores * float_bytes, "partial outputs": theirs * block,
+                    "partial outputs (backward)": mine * block, "scores (backward)": served * num_cores * float_bytes})
+    return out
+
+
+def row_pooled_bytes_expected(tokens: int, heads: int, topm: int, value_dim: int, ranks: int, num_cores: int = 2,
+                              expansion: int = 4, index_bytes: int = 8, float_bytes: int = 4) -> dict[str, float]:
+    """Expected :func:`row_pooled_bytes` of one rank for selections spread uniformly over the table."""
+    check_int("tokens", tokens, 0)
+    _check_common(ranks, heads, topm, value_dim)
+    k = heads * topm
+    remote = tokens * k * (ranks - 1) / ranks
+    owners = tokens * (ranks - 1) * (1.0 - (1.0 - 1.0 / ranks) ** k)
+    block = expansion * value_dim * float_bytes
+    return {"counts": (ranks - 1) * index_bytes, "addresses": remote * index_bytes,
+            "scores": remote * num_cores * float_bytes, "partial outputs": owners * block,
+            "partial outputs (backward)": owners * block, "scores (backward)": remote * num_cores * float_bytes}
 
 
 # ------------------------------------------------------------------------------------ expert parallel
