@@ -358,3 +358,14 @@ def test_row_pooled_bytes_counted_and_expected():
         assert np.mean([c[key] for c in counted]) == pytest.approx(expected[key], rel=0.01), key
     with pytest.raises(ValueError, match="ranks must divide num_values"):
         row_pooled_bytes(idx, 63, p, d_v)
+
+
+def test_the_assumption_label_states_the_assumed_sizes():
+    from ultramem_edu.cost import PAPER_1P6B_ASSUMED
+
+    spec = paper_1p6b_configs()["ultramem"]
+    mem = spec.memory
+    for text in (f"D = {spec.d_model}", f"{spec.num_layers} blocks", f"H = {mem.num_heads}", f"m = {mem.top_m}",
+                 f"D_k = {mem.key_dim}", f"D_v = D/2 = {mem.value_dim}", "six memory layers", "Table 6"):
+        assert text in PAPER_1P6B_ASSUMED, text
+    assert spec.num_memory_layers == 6

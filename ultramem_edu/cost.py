@@ -70,6 +70,7 @@ __all__ = [
     "deviations_from_reference",
     "PAPER_TABLE1",
     "PAPER_FIG1C_RATIOS",
+    "PAPER_1P6B_ASSUMED",
 ]
 
 MODES = ("expected", "worst")
@@ -624,6 +625,11 @@ def _keys_per_side_for(num_values: float, expansion: int) -> int:
             if cand >= 1 and (cand * cand) % expansion == 0:
                 return cand
     raise ValueError(f"no n' near {n} with expansion={expansion} dividing n'^2")
+
+
+# The label every use of paper_1p6b_configs() carries: its layer sizes are assumptions.
+PAPER_1P6B_ASSUMED = ("assumed sizes (the paper's Table 6 was not available): D = 2048, 32 blocks, "
+                      "H = 2 heads, m = 64 per head, D_k = 128, D_v = D/2 = 1024, six memory layers")
 
 
 def paper_1p6b_configs(
