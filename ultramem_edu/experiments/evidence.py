@@ -187,7 +187,12 @@ def run_evidence(quick: bool = False, out: str = "figures", resume: bool = False
                                                    for i in range(len(done[0]["history"]))]} if done else None)
         entry["budgets"][budget] = b
 
-    payload_results = {"models": entries, "prereg_sha256": digest}
+    stored = [r for r in store._seen.values() if r is not None]
+    selection_walls = [r["wall_s"] for r in stored if r.get("seed") in spec["selection_seeds"]]
+    payload_results = {"models": entries, "prereg_sha256": digest,
+                       "runs_stored": len(stored), "runs_prereg_sha256": sorted({r.get("prereg_sha256") for r in stored}),
+                       "selection_runs": {"count": len(selection_walls),
+                                          "wall_s_mean": mean_std(selection_walls)[0] if selection_walls else None}}
     payload_results["claims"] = claim_table(entries, spec)
     payload_results["exploratory"] = exploratory_comparisons(entries)
     table = []
