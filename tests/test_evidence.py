@@ -235,3 +235,18 @@ def test_stored_evidence_runs_were_made_under_the_committed_preregistration():
     for p in runs:
         t = first_commit_time(p)
         assert t is None or t >= prereg_time, p.name
+
+
+@pytest.mark.parametrize("scale", ["full", "gpu"])
+def test_every_facts_model_is_compute_matched(scale):
+    """Knowledge capacity compares every family at the dense model's activated parameters (±3 %), UltraMem
+    with one head of top-16 at these widths (two heads' keys alone exceed the dense FFN)."""
+    from ultramem_edu.data import make_facts
+
+    sp = SPECS["facts"][scale]
+    facts = make_facts(64, sp["num_relations"], sp["num_objects"], seed=0)
+    for name in sp["families"]:
+        ctx = FamilyContext(vocab_size=facts.vocab_size, **dict(sp["model"], **sp.get("family_model", {}).get(name, {})))
+        sizes = [sp["num_values"]] + (list(sp["values_sweep"]) if name in sp["sweep_families"] else [])
+        for n in sizes:
+            assert make_family(name, ctx, None if name in ("dense", "moe") else n).compute_matched, (scale, name, n)

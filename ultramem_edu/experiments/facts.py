@@ -74,11 +74,15 @@ def run_facts(quick: bool = False, out: str = "figures", resume: bool = False, s
 
     def run_one(name, n_subj, num_values, seed, tag):
         facts = make_facts(n_subj, rel, obj, seed=seed)
-        ctx = FamilyContext(vocab_size=facts.vocab_size, **spec["model"])
+        overrides = spec.get("family_model", {}).get(name, {})
+        model_sizes = dict(spec["model"], **overrides)
+        if overrides:                              # its own run files: the runs without the override stay as they were
+            tag = tag.replace(name, name + "_" + "_".join(f"{k}{v}" for k, v in sorted(overrides.items())), 1)
+        ctx = FamilyContext(vocab_size=facts.vocab_size, **model_sizes)
         fam = make_family(name, ctx, num_values if name not in ("dense", "moe") else None)
         recipe = dict(lr=recipe_lr, **fam.recipe)
         key = {"family": name, "description": fam.description, "recipe": recipe, "facts": [n_subj, rel, obj],
-               "steps": spec["steps"], "batch_size": spec["batch_size"], "model": spec["model"], "seed": seed,
+               "steps": spec["steps"], "batch_size": spec["batch_size"], "model": model_sizes, "seed": seed,
                "device": device.split(":")[0]}
 
         def job(ckpt):

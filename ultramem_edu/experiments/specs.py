@@ -121,10 +121,17 @@ SPECS = {
                      families=("dense", "moe", "pkm", "ultramem_paper_k10", "ultramem_released", "ultramem_ln",
                                "ultramem_v2", "peer", "memory_plus"),
                      sweep_families=("pkm", "ultramem_paper_k10"), seeds=(0, 1),
+                     # at D = 32 two heads of UltraMem's keys alone cost more than the dense model's FFN:
+                     # one head of top-16 reads as many rows per token and fits the activated budget
+                     family_model={n: dict(mem_heads=1, topm=16)
+                                   for n in ("ultramem_paper_k10", "ultramem_released", "ultramem_ln")},
                      note="CPU suite: 512 .. 32768 facts (5 bits each), 3000 steps x 128 facts, D=32, 2 layers; "
                           "the memory-size sweep at 8192 facts (at 32768 every model is near chance, and only "
-                          "chapter 11's own six families were run there)"),
+                          "chapter 11's own six families were run there); UltraMem with one head of top-16 so "
+                          "that every model is at the dense model's activated parameters"),
         "gpu": dict(model=dict(_MODEL_GPU, d_model=64, n_layers=2, n_heads=2, seq_len=2, key_dim=16),
+                    family_model={n: dict(mem_heads=1, topm=16)
+                                  for n in ("ultramem_paper_k10", "ultramem_released", "ultramem_ln")},
                     num_subjects=(256, 1024, 4096, 16384), num_relations=8, num_objects=32, steps=1500,
                     batch_size=2048, lr=3e-3, num_values=2 ** 16, values_sweep=tuple(2 ** k for k in range(10, 18, 2)),
                     families=("dense", "moe", "pkm", "ultramem_paper_k10", "ultramem_released", "ultramem_ln",
