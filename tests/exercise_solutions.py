@@ -1,4 +1,4 @@
-"""The instructor's solutions of the coding exercises of chapters 1-8, for the tests.
+"""The instructor's solutions of the coding exercises of chapters 1-8 and 14, for the tests.
 
 They are the same code as the ``solution`` cells of the instructor edition of the chapters (a test,
 tests/test_coding_exercises.py, runs those cells against the checks as well); the package itself
@@ -106,3 +106,17 @@ def topm_mean_monte_carlo(n, m, samples, generator):
     draws = torch.randn(samples, n, generator=generator, dtype=torch.float64)     # (samples, n)
     per_set = draws.topk(m, dim=-1).values.mean(-1)                               # (samples,)
     return float(per_set.mean()), float(per_set.std() / math.sqrt(samples))
+
+
+# chapter 14
+def tfidf_slot_ranking(batch_rows, background_rows, num_slots, t):
+    """The solution: c by bincount, df by presence per background batch, tf·idf, top t of the read slots."""
+    counts = torch.bincount(batch_rows, minlength=num_slots)
+    df = torch.zeros(num_slots, dtype=torch.int64)
+    for rows in background_rows:
+        df += torch.bincount(rows, minlength=num_slots) > 0
+    idf = torch.log((len(background_rows) + 1.0) / (df.double() + 1.0))
+    scores = counts.double() / counts.sum() * idf
+    read = torch.nonzero(counts > 0).flatten()                        # ascending slot index
+    order = torch.sort(-scores[read], stable=True).indices            # ties keep the lower index first
+    return scores, read[order[:t]]

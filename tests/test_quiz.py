@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 QUIZZES = sorted((ROOT / "book" / "quizzes").glob("ch*.json"))
 
 
-def test_there_is_a_quiz_for_chapters_1_to_13():
-    assert [p.stem for p in QUIZZES] == [f"ch{n:02d}" for n in range(1, 14)]
+def test_there_is_a_quiz_for_chapters_1_to_14():
+    assert [p.stem for p in QUIZZES] == [f"ch{n:02d}" for n in range(1, 15)]
 
 
 @pytest.mark.parametrize("path", QUIZZES, ids=lambda p: p.stem)

@@ -156,7 +156,7 @@ def load_stub(name: str, namespace: dict[str, Any] | None = None) -> Callable[..
 
 def _load_all() -> None:
     """Import the chapter modules, which register their exercises (the puzzles need triton)."""
-    from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08  # noqa: F401
+    from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch14  # noqa: F401
 
     try:
         from . import puzzles  # noqa: F401
