@@ -18,7 +18,8 @@ As a Sphinx extension (``_config.yml``: ``sphinx.local_extensions``) this module
 * adds plotly.js to exactly the pages that hold a plotly figure,
 * warns (an error under ``-W``) about any page that still loads a script, stylesheet or font
   from another host,
-* names bibliography entries list items (their ARIA role is deprecated),
+* names bibliography entries list items (their ARIA role is deprecated) and lets a hidden
+  cell's toggle be named by what it shows,
 * gives the sidebar's link to the PDF edition its address (``pdf_url``), and for the PDF edition
   (Sphinx's LaTeX builder) turns the widgets' "online edition" links into the chapter's own web
   address and the SVG drawings into PDF (Debian's ``rsvg-convert``).
@@ -232,9 +233,13 @@ def _on_page_context(app, pagename, templatename, context, doctree) -> None:
     # docutils marks each bibliography entry role="doc-biblioentry", deprecated in ARIA 1.2; its
     # list (role="list") then has no listitem children (axe: aria-deprecated-role, and the critical
     # aria-required-children). A list item is what an entry is.
+    # myst-nb names a hidden cell's <summary> "Toggle hidden content" while it shows "Show code
+    # cell source": a speech-input user says what they see (axe: label-content-name-mismatch).
+    # Without the aria-label the summary is named by its visible text.
     body = context.get("body")
-    if isinstance(body, str) and 'role="doc-biblioentry"' in body:
-        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
+    if isinstance(body, str):
+        context["body"] = (body.replace('role="doc-biblioentry"', 'role="listitem"')
+                           .replace('<summary aria-label="Toggle hidden content">', "<summary>"))
     if os.environ.get(LOCAL_PDF_ENV) == "1":
         context["pdf_url"] = context["pathto"](PDF_NAME, 1)
     else:

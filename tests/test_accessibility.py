@@ -6,7 +6,7 @@
   its cause.
 * Every plotly figure is a ``role="figure"`` with a name and a description generated from its
   data (``ultramem_edu.viz._plotly.describe_figure``).
-* The keyboard alone operates a widget slider and answers a quiz.
+* The keyboard alone operates a widget slider, steps a figure's slider and answers a quiz.
 * The figures take the theme's colours when the reader switches it, keeping the Okabe–Ito ones
   (``book/_static/ultramem-theme.js``); their texts' contrast is checked in both themes by
   ``tests/test_browser.py::test_figure_texts_do_not_collide``.
@@ -138,7 +138,7 @@ QUIZ_PAGE = "book/01_memory_layers.html"
 
 def test_keyboard_alone_moves_a_widget_slider(browser, site):
     visit(browser, urllib.parse.urljoin(site, SLIDER_PAGE))
-    browser.wait_for("document.querySelector('.noUi-handle[role=\"slider\"]')")
+    browser.wait_for("!!document.querySelector('.noUi-handle[role=\"slider\"]')")
     tab_to(browser, "el.matches('.noUi-handle[role=\"slider\"]')")
     before = browser.evaluate(
         """(() => { const el = document.activeElement;
@@ -151,6 +151,27 @@ def test_keyboard_alone_moves_a_widget_slider(browser, site):
         f"Number(document.activeElement.getAttribute('aria-valuenow')) > {before['value']}"
         " && Number(document.activeElement.getAttribute('aria-valuenow'))", timeout=10)
     assert after > before["value"]
+
+
+def test_keyboard_alone_steps_a_figure_slider(browser, site):
+    """A plotly slider (drawn in SVG for the mouse) is focusable and stepped by the arrow keys and
+    Home, running the step's update as a click would: on the preface, session 1 of the course
+    plan blanks the later chapters of the map (as in test_browser's mouse test)."""
+    visit(browser, urllib.parse.urljoin(site, "book/00_preface.html"))
+    browser.wait_for("!!document.querySelector('g.slider-group[role=\"slider\"]')")
+    tab_to(browser, "el.matches('g.slider-group[role=\"slider\"]')")
+    state = """(() => { const el = document.activeElement; const gd = el.closest('.plotly-graph-div');
+                        return {now: Number(el.getAttribute('aria-valuenow')), text: el.getAttribute('aria-valuetext'),
+                                name: el.getAttribute('aria-label'), active: gd.layout.sliders[0].active,
+                                blanks: gd.data[0].z.flat().filter(v => v === null).length}; })()"""
+    before = browser.evaluate(state)
+    assert before["name"] and before["text"] and before["blanks"] == 0, before
+    press(browser, "Home", "Home", 36)
+    browser.wait_for("(() => { const gd = document.activeElement.closest('.plotly-graph-div');"
+                     " return gd && gd.layout.sliders[0].active === 0"
+                     " && gd.data[0].z.flat().some(v => v === null); })()", timeout=10)
+    after = browser.evaluate(state)
+    assert after["now"] == 0 and after["text"] != before["text"], (before, after)
 
 
 def test_keyboard_alone_answers_a_quiz(browser, site):
