@@ -35,7 +35,8 @@ from .trainer import make_optimizer
 NAME = "continual"
 
 __all__ = ["NAME", "run_continual", "split_facts", "pretrain", "finetune", "methods_for", "select_lr",
-           "claim_table", "pareto_front", "run_name"]
+           "claim_table", "pareto_front", "run_name", "claims_markdown", "results_markdown",
+           "old_recall_at"]
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -413,3 +414,61 @@ def _mean_curve(runs: list[dict]) -> dict:
     steps = [p["step"] for p in runs[0]["curve"]]
     return {"step": steps, **{k: [mean_std([r["curve"][i][k] for r in runs])[0] for i in range(len(steps))]
                               for k in ("new_recall", "old_recall", "heldout_loss")}}
+
+
+# ---------------------------------------------------------------------------------------- tables for the chapter
+_LABELS = {"full": "full finetuning", "lora": "LoRA", "values": "whole value table", "sparse": "sparse memory finetuning",
+           "dense": "dense", "memory_plus": "Memory+", "ultramem_released": "UltraMem"}
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def claims_markdown(payload: dict) -> str:
+    """The pre-registered claims as a Markdown table: claim · model · Δ [95 % CI] · p (Holm) · verdict."""
+    rows = ["| the paper's claim | model | measured Δ [95 % CI] | p, Holm-adjusted | verdict |", "|---|---|---|---|---|"]
+    for cid, c in payload["claims"].items():
+        if "delta" in c:
+            what = "forgetting, sparse − " + c["compared"].split(" − ")[1] if c["kind"] == "less" else \
+                "learning, full − sparse"
+            measured = f"{what}: {c['delta']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], n = {c['n']}"
+            if c["kind"] == "noninferior":
+                measured += f"; margin {c['margin']:g}"
+        else:
+            measured = "runs not finished"
+        verdict = c["status"]
+        if verdict == "unresolved" and c.get("seeds_for_80_power"):
+            verdict += f" (≈ {c['seeds_for_80_power']} seeds for 80 % power)"
+        rows.append(f"| {c['claim']} | {_LABELS.get(c['family'], c['family'])} | {measured} | {_p(c.get('p_holm'))} | "
+                    f"{verdict} |")
+    return "\n".join(rows)
+
+
+def results_markdown(payload: dict) -> str:
+    """Per model and method at its chosen rate: new-fact recall, forgetting of the old facts and the
+    increase of the held-out KJV loss, each the mean over the reported seeds with its 95 % t-interval."""
+    def cell(d):
+        if not d:
+            return "—"
+        ci = d.get("ci95")
+        return f"{d['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    rows = ["| model | method | lr | learned (new-fact recall) | forgot (old-fact recall lost) | "
+            "held-out loss increase (nats) |", "|---|---|---|---|---|---|"]
+    for fam, ent in payload["models"].items():
+        for m, e in ent["methods"].items():
+            lr = "—" if e.get("lr") is None else f"{e['lr']:g}"
+            rows.append(f"| {_LABELS.get(fam, fam)} | {_LABELS[m]} | {lr} | {cell(e.get('learning'))} | "
+                        f"{cell(e.get('forgetting'))} | {cell(e.get('heldout_increase'))} |")
+    return "\n".join(rows)
+
+
+def old_recall_at(curve: dict, level: float) -> tuple[int, float] | None:
+    """(step, old-fact recall) at the first evaluation of ``curve`` (a ``curve_mean``) whose new-fact
+    recall reaches ``level``; None if it never does. Reads the trade-off at matched learning."""
+    if not 0 <= level <= 1:
+        raise ValueError(f"level must be a recall in [0, 1], got {level!r}")
+    for step, new, old in zip(curve["step"], curve["new_recall"], curve["old_recall"]):
+        if new >= level:
+            return step, old
+    return None
