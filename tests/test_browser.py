@@ -68,6 +68,17 @@ def test_page_loads_cleanly(browser, site, page):
         assert state["widgets"] > 0, state
 
 
+def test_the_sidebar_links_to_the_pdf_edition(browser, site):
+    visit(browser, urllib.parse.urljoin(site, "book/02_product_keys.html"))
+    link = browser.evaluate(
+        """(() => { const a = document.querySelector('.bd-sidebar-primary .ultramem-pdf-link a');
+                    return a && {text: a.innerText.trim(), href: a.href,
+                                 shown: a.checkVisibility() && a.getBoundingClientRect().width > 0}; })()""")
+    assert link and link["text"] == "PDF edition" and link["shown"], link
+    # the published PDF, or with build_book.py --pdf the site's own copy
+    assert link["href"].endswith("/ultramem-edu.pdf"), link
+
+
 def test_preface_has_math_a_figure_and_a_widget(browser, site):
     visit(browser, urllib.parse.urljoin(site, "book/00_preface.html"))
     counts = browser.evaluate(
