@@ -129,8 +129,21 @@ def _plotly_js() -> tuple[Path, str]:
 def ensure_assets(vendor_dir: Path = VENDOR_DIR, cache_dir: Path = CACHE_DIR) -> Path:
     """Make ``vendor_dir`` hold MathJax, plotly.js and the widget manager; return it.
 
-    Idempotent and cheap when nothing changed (a stamp records what was unpacked).
+    Idempotent and cheap when nothing changed (a stamp records what was unpacked). Two builds
+    at once (the tests build the site and a PDF side by side) take turns: a file lock.
     """
+    import fcntl
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".assets.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _ensure_assets(vendor_dir, cache_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_assets(vendor_dir: Path, cache_dir: Path) -> Path:
     plotly_js, plotly_version = _plotly_js()
     wanted = {"layout": 2, "mathjax": MATHJAX_SPEC, "html-manager": HTML_MANAGER_SPEC, "plotly": plotly_version}
     stamp = vendor_dir / "versions.json"
