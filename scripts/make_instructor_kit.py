@@ -311,8 +311,9 @@ def preface_plan_cell() -> str:
         textwrap.fill(
             f"The chapters fit {_words(len(graded))} sessions of two to three hours, one per working day of a "
             f"two-week module, each a lecture and a lab, and an optional "
-            f"{_ordinal(len(course.PLAN))} on {_topic_head(optional[0])} (chapter "
-            f"{', '.join(str(c) for c in optional[0].chapters)}). Times include running the notebook and the "
+            f"{_ordinal(len(course.PLAN))} on {_topic_head(optional[0])} (chapter"
+            f"{'s' if len(optional[0].chapters) > 1 else ''} {' and '.join(str(c) for c in optional[0].chapters)}). "
+            "Times include running the notebook and the "
             "exercises.", width=100),
         "",
         "| session | chapters | topic | lecture | lab | time |",

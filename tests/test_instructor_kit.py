@@ -17,9 +17,9 @@ sys.modules["make_instructor_kit"] = kit
 spec.loader.exec_module(kit)
 
 
-def test_every_chapter_1_to_13_has_at_least_five_valid_questions():
+def test_every_chapter_1_to_14_has_at_least_five_valid_questions():
     quizzes = kit.load_quizzes()
-    assert set(quizzes) == set(range(1, 14))
+    assert set(quizzes) == set(range(1, 15))
     for chapter in quizzes:
         assert len(quizzes[chapter]) >= 5, chapter
 
@@ -185,7 +185,7 @@ def test_the_preface_and_the_module_plan_give_the_same_sessions():
 
 def test_every_chapter_has_a_quiz_and_every_session_its_quizzes():
     quizzes = set(kit.load_quizzes())
-    assert {q for s in course.PLAN for q in s.quizzes} == quizzes == set(range(1, 14))
+    assert {q for s in course.PLAN for q in s.quizzes} == quizzes == set(range(1, 15))
     for s in course.PLAN:
         assert set(s.quizzes) <= set(s.chapters)
 
@@ -215,4 +215,4 @@ def test_weights_add_to_100_and_the_optional_session_carries_none():
     block = kit.sessions_block()
     assert "| total | | 100 % |" in block and course.SOLUTION_RELEASE in block
     with pytest.raises(ValueError, match="chapter must be one of"):
-        course.session_of(14)
+        course.session_of(15)

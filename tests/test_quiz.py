@@ -62,7 +62,7 @@ def test_show_quiz_returns_displayable_html():
     assert 'id="quiz-ch01"' in shown.data
 
 
-@pytest.mark.parametrize("number", range(1, 14))
+@pytest.mark.parametrize("number", range(1, 15))
 def test_every_chapter_ends_with_its_quiz(number):
     path = next((ROOT / "book").glob(f"{number:02d}_*.ipynb"))
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]

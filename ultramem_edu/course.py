@@ -7,7 +7,7 @@ it), the quiz and the grading weights. ``scripts/make_instructor_kit.py`` writes
 table and the module plan's session pages from these, and the tests check that both agree with them.
 
 The module has ten sessions, one per working day of two weeks, and an optional eleventh (chapter 13,
-sharding) for students headed for systems work; the optional session carries no grade.
+sharding, and chapter 14, continual learning through the memory); the optional session carries no grade.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ CHAPTERS: dict[int, tuple[str, str | None, tuple[str, ...], float, int]] = {
     11: ("Training tiny language models", "train", ("model", "layer", "tdqkr"), 2.5, 9),
     12: ("After UltraMem", "v2", ("model", "layer", "tdqkr", "train"), 2.0, 10),
     13: ("Sharding the memory", "distributed", ("layer", "model", "train", "cost"), 2.0, 11),
+    14: ("Learning new facts without forgetting", "continual", ("model", "layer", "train"), 1.0, 11),
 }
 
 
@@ -142,12 +143,16 @@ PLAN: tuple[Session, ...] = (
                 ("ch12:check_window", "ch12:check_v2_activated", "ch12:check_eq26_std",
                  "ch12:check_router_cost")),),
             (12,), {"quiz": 2.0, "project": 20.0}, "ten-minute presentation"),
-    Session(11, "sharding the memory: the value table across devices by rows and by columns, data-parallel training",
-            50, 70, "—", "the chapter's exercises (column slices, bytes per scheme, ranks needed)",
+    Session(11, "sharding the memory and learning new facts without forgetting: the value table across devices by rows "
+            "and by columns, data-parallel training; sparse memory finetuning",
+            70, 110, "Lin et al. (2025), sparse memory finetuning",
+            "the chapters' exercises (column slices, bytes per scheme, ranks needed; the TF-IDF slot ranking)",
             (_O("Cut a value table over devices and count what each scheme sends",
                 ("ch13:check_column_slice", "ch13:check_column_bytes", "ch13:check_hot_rank_bytes",
-                 "ch13:check_min_ranks")),),
-            (13,), {}, optional=True),
+                 "ch13:check_min_ranks")),
+             _O("Rank a batch's memory slots by TF-IDF against the pretraining data",
+                ("ch14:check_tfidf_slot_ranking",))),
+            (13, 14), {}, optional=True),
 )
 
 GRADING: dict[str, str] = {
