@@ -284,13 +284,16 @@ def run_continual(quick: bool = False, out: str = "figures", resume: bool = Fals
                   checkpoints=None, progress: bool = True, models=None, device: str = "cpu", scale: str | None = None,
                   overwrite: bool = False, shard=None, collect: bool = False, results_dir=None) -> dict:
     """Pretrain, select the rates on the selection seeds, finetune the reported seeds; write
-    ``exp_continual.json``. CPU only (the models are tiny)."""
+    ``exp_continual.json``. The models are tiny: asked for a CUDA device, it trains its CPU sizes on the
+    CPU all the same (scale ``full``, so a GPU suite reuses the CPU runs)."""
+    from .common import resolve_device
+
+    if resolve_device(device) != "cpu":
+        scale, device = scale or "full", "cpu"
     spec, mode, seeds = experiment_spec(NAME, quick, scale, device, steps, seeds)
     if "steps" in spec:                                          # --steps overrides the finetuning steps
         spec["finetune"]["steps"] = spec.pop("steps")
         spec["finetune"]["eval_every"] = min(spec["finetune"]["eval_every"], spec["finetune"]["steps"])
-    if device != "cpu":
-        raise ValueError(f"the continual experiment runs on the CPU (its models are tiny), got device {device!r}")
     if set(seeds) & set(spec["selection_seeds"]):
         raise ValueError(f"reported seeds {seeds} must not include the selection seeds {spec['selection_seeds']}")
     families = tuple(f for f in spec["families"] if not models or f in models)
