@@ -1,17 +1,49 @@
-"""Tables of chapter 11's results as Markdown, for the chapter to display (it computes nothing new).
+"""Tables of chapter 11's results, for the chapters to display (nothing here computes a result).
 
 * :func:`fmt_test` — one paired test as "Δ [95 % CI] · p · n".
-* :func:`claim_table_markdown` — the pre-registered claims of the evidence suite with their verdicts.
+* :func:`claim_table` — the pre-registered claims of the evidence suite with their verdicts.
 * :func:`evidence_progress` — how many of the suite's declared runs have finished, per family and phase.
-* :func:`exploratory_table_markdown` — the earlier suite's exploratory verdicts.
+* :func:`exploratory_table` — the earlier suite's exploratory verdicts.
+
+The tables are :class:`Table` objects: a notebook displays them as HTML (with a caption and header cells
+a screen reader can follow), and ``to_markdown()`` gives the same table as Markdown.
 """
 from __future__ import annotations
 
+import html
 import math
+from dataclasses import dataclass
 
 from . import preregistration as prereg
 
-__all__ = ["fmt_test", "claim_table_markdown", "evidence_progress", "exploratory_table_markdown"]
+__all__ = ["Table", "fmt_test", "claim_table", "claim_table_markdown", "evidence_progress", "exploratory_table",
+           "exploratory_table_markdown"]
+
+
+@dataclass
+class Table:
+    """A header, rows of cells (plain text) and a caption."""
+
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+    def to_markdown(self) -> str:
+        def cell(x):
+            return str(x).replace("|", "\\|")
+        lines = ["| " + " | ".join(map(cell, self.header)) + " |", "|" + "---|" * len(self.header)]
+        return "\n".join(lines + ["| " + " | ".join(map(cell, r)) + " |" for r in self.rows])
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f'<th scope="col">{esc(h)}</th>' for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in self.rows)
+        caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
+        return (f'<table class="table ultramem-results">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>")
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
 
 
 def _num(x: float | None, digits: int = 3, sign: bool = True) -> str:
@@ -61,11 +93,10 @@ def evidence_progress(payload: dict | None, spec: dict) -> dict:
     return out
 
 
-def claim_table_markdown(payload: dict | None, spec: dict) -> str:
+def claim_table(payload: dict | None, spec: dict) -> Table:
     """The pre-registered claims: the paper's claim · A − B at a budget · Δ [95 % CI] · p (Holm) · verdict."""
     claims = (payload or {}).get("claims", {})
-    rows = ["| | the paper's claim | compared (budget) | Δ loss [95 % CI] | p, Holm-adjusted | verdict |",
-            "|---|---|---|---|---|---|"]
+    rows = []
     for i, (cid, c) in enumerate(spec["claims"].items(), 1):
         r = claims.get(cid, {"status": "pending"})
         if "delta" in r:
@@ -77,15 +108,20 @@ def claim_table_markdown(payload: dict | None, spec: dict) -> str:
         verdict = r["status"]
         if verdict == "unresolved" and r.get("seeds_for_80_power"):
             verdict += f" (≈ {r['seeds_for_80_power']} seeds for 80 % power)"
-        rows.append(f"| {i} | {c['paper']} | {c['a']} − {c['b']} ({c['budget']}) | {measured} | "
-                    f"{_p(r.get('p_holm'))} | {verdict} |")
-    return "\n".join(rows)
+        rows.append([str(i), c["paper"], f"{c['a']} − {c['b']} ({c['budget']})", measured, _p(r.get("p_holm")), verdict])
+    return Table(["#", "the paper's claim", "compared (budget)", "Δ loss [95 % CI]", "p, Holm-adjusted", "verdict"], rows,
+                 "The pre-registered claims and their verdicts (Δ is the first model's loss minus the second's)")
 
 
-def exploratory_table_markdown(verdicts: dict) -> str:
+def claim_table_markdown(payload: dict | None, spec: dict) -> str:
+    """:func:`claim_table` as Markdown."""
+    return claim_table(payload, spec).to_markdown()
+
+
+def exploratory_table(verdicts: dict) -> Table:
     """The earlier suite's verdicts (:func:`.verdicts.all_verdicts`): claim · measured · verdict."""
-    rows = ["| claim | measured | verdict |", "|---|---|---|"]
-    for key, v in verdicts.items():
+    rows = []
+    for v in verdicts.values():
         text = v.get("claim") or f"ladder rung '{v['rung']}' changes the loss as in Table 2 ({v['paper_delta']:+.3f})"
         if "slope_per_doubling" in v:
             measured = f"slope {_num(v['slope_per_doubling'], 4)} per doubling [{_num(v['ci95'][0], 4)}, {_num(v['ci95'][1], 4)}]"
@@ -98,8 +134,14 @@ def exploratory_table_markdown(verdicts: dict) -> str:
         status = v["status"]
         if status == "unresolved" and v.get("seeds_needed"):
             status += f" (≈ {v['seeds_needed']} seeds for 80 % power)"
-        rows.append(f"| {text} | {measured} | {status} |")
-    return "\n".join(rows)
+        rows.append([text, measured, status])
+    return Table(["claim", "measured: Δ [95 % CI], p, seeds", "verdict"], rows,
+                 "Exploratory verdicts (no multiplicity correction)")
+
+
+def exploratory_table_markdown(verdicts: dict) -> str:
+    """:func:`exploratory_table` as Markdown."""
+    return exploratory_table(verdicts).to_markdown()
 
 
 def prereg_summary() -> dict:
