@@ -38,10 +38,11 @@ def tradeoff_figure(payload: dict) -> go.Figure:
     Each curve starts at the pretrained model (step 0, bottom right of nothing learned, all kept) and
     moves as finetuning goes on; hovering a point gives the step. The dashed line is the Pareto
     frontier of every point of the model's methods: the best old recall reached at each level of new
-    recall. Buttons switch between the models."""
+    recall. Buttons switch between the models (the memory models first)."""
     models = _check_payload(payload)
     fig = go.Figure()
     families = [f for f in models if any((m.get("curve_mean") or None) for m in models[f]["methods"].values())]
+    families.sort(key=lambda f: f == "dense")                  # the memory models first, the dense one last
     if not families:
         raise ValueError("payload holds no finished curve to draw")
     spans = []
@@ -132,4 +133,5 @@ def slots_figure(payload: dict, family: str = "memory_plus") -> go.Figure:
     fig.update_xaxes(range=[-1, num_slots], **axis_style())
     fig.update_xaxes(title="row of the value table", row=2, col=1)
     fig.update_yaxes(**axis_style())
+    fig.update_yaxes(categoryorder="array", categoryarray=[METHOD_LABELS[m] for m in names], row=1, col=1)
     return fig
