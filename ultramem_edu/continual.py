@@ -14,8 +14,8 @@ optimiser step may change; every other parameter of the model is frozen. Source 
 and of t: the method as re-implemented in ``dtunai/continual_learning_via_sparse_memory_finetuning``
 (``src/sparse_finetuning/tfidf_ranker.py``, whose docstring attributes it to the paper, and
 ``configs/triviaqa_sparse_finetuning.yaml``: t = 500, 1000 background batches, SGD); the paper's
-own method section could not be read while this module was written, so the chapter must check both
-against the paper before stating them as the paper's.
+own method section could not be read while this module was written; chapter 14 states both as the
+re-implementation's, not checked against the paper.
 
 Building blocks here (the experiment that uses them lives in ``experiments``):
 
