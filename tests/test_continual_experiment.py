@@ -153,3 +153,15 @@ def test_figures_draw_the_stored_curves_and_slots(quick):
         slots_figure(payload, "dense_missing")
     with pytest.raises(TypeError, match="payload"):
         tradeoff_figure([1])
+
+
+def test_tables_and_matched_learning(quick):
+    _, payload = quick
+    claims = exp.claims_markdown(payload)
+    assert claims.count("\n") == 1 + len(prereg.CLAIMS) and "margin 0.1" in claims
+    results = exp.results_markdown(payload)
+    assert results.count("| Memory+ |") == 4 and results.count("| dense |") == 2
+    curve = {"step": [0, 5, 10], "new_recall": [0.0, 0.4, 0.9], "old_recall": [1.0, 0.7, 0.2]}
+    assert exp.old_recall_at(curve, 0.4) == (5, 0.7) and exp.old_recall_at(curve, 0.95) is None
+    with pytest.raises(ValueError, match="level"):
+        exp.old_recall_at(curve, 1.5)
