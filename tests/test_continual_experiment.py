@@ -157,9 +157,10 @@ def test_figures_draw_the_stored_curves_and_slots(quick):
 
 def test_tables_and_matched_learning(quick):
     _, payload = quick
-    claims = exp.claims_markdown(payload)
-    assert claims.count("\n") == 1 + len(prereg.CLAIMS) and "margin 0.1" in claims
-    results = exp.results_markdown(payload)
+    claims = exp.claims_report(payload)
+    assert len(claims.rows) == len(prereg.CLAIMS) and "margin 0.1" in claims.to_markdown()
+    assert claims._repr_html_().count("<tr>") == 1 + len(prereg.CLAIMS)
+    results = exp.results_report(payload).to_markdown()
     assert results.count("| Memory+ |") == 4 and results.count("| dense |") == 2
     curve = {"step": [0, 5, 10], "new_recall": [0.0, 0.4, 0.9], "old_recall": [1.0, 0.7, 0.2]}
     assert exp.old_recall_at(curve, 0.4) == (5, 0.7) and exp.old_recall_at(curve, 0.95) is None

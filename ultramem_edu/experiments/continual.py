@@ -28,6 +28,7 @@ from ..data import Facts, FactsDataset, batches, make_facts
 from . import preregistration_continual as prereg
 from . import stats
 from .common import RunStore, kjv_splits, mean_std, model_parameter_counts, publish
+from .report import Table
 from .families import FamilyContext, make_family
 from .specs import experiment_spec
 from .trainer import make_optimizer
@@ -35,7 +36,7 @@ from .trainer import make_optimizer
 NAME = "continual"
 
 __all__ = ["NAME", "run_continual", "split_facts", "pretrain", "finetune", "methods_for", "select_lr",
-           "claim_table", "pareto_front", "run_name", "claims_markdown", "results_markdown",
+           "claim_table", "pareto_front", "run_name", "claims_report", "results_report",
            "old_recall_at"]
 
 
@@ -428,9 +429,10 @@ def _p(p: float | None) -> str:
     return "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def claims_markdown(payload: dict) -> str:
-    """The pre-registered claims as a Markdown table: claim · model · Δ [95 % CI] · p (Holm) · verdict."""
-    rows = ["| the paper's claim | model | measured Δ [95 % CI] | p, Holm-adjusted | verdict |", "|---|---|---|---|---|"]
+def claims_report(payload: dict) -> Table:
+    """The pre-registered claims (a :class:`~.report.Table`: HTML in a notebook, ``to_markdown()``):
+    claim · model · Δ [95 % CI] · p (Holm) · verdict."""
+    rows = []
     for cid, c in payload["claims"].items():
         if "delta" in c:
             what = "forgetting, sparse − " + c["compared"].split(" − ")[1] if c["kind"] == "less" else \
@@ -443,27 +445,26 @@ def claims_markdown(payload: dict) -> str:
         verdict = c["status"]
         if verdict == "unresolved" and c.get("seeds_for_80_power"):
             verdict += f" (≈ {c['seeds_for_80_power']} seeds for 80 % power)"
-        rows.append(f"| {c['claim']} | {_LABELS.get(c['family'], c['family'])} | {measured} | {_p(c.get('p_holm'))} | "
-                    f"{verdict} |")
-    return "\n".join(rows)
+        rows.append([c["claim"], _LABELS.get(c["family"], c["family"]), measured, _p(c.get("p_holm")), verdict])
+    return Table(["the paper's claim", "model", "measured Δ [95 % CI]", "p, Holm-adjusted", "verdict"], rows,
+                 "The pre-registered claims: paired over the reported seeds, Holm-corrected over all six")
 
 
-def results_markdown(payload: dict) -> str:
-    """Per model and method at its chosen rate: new-fact recall, forgetting of the old facts and the
-    increase of the held-out KJV loss, each the mean over the reported seeds with its 95 % t-interval."""
+def results_report(payload: dict) -> Table:
+    """Per model and method at its chosen rate (a :class:`~.report.Table`): new-fact recall, forgetting of
+    the old facts and the increase of the held-out KJV loss, each the mean over the reported seeds with
+    its 95 % t-interval."""
     def cell(d):
         if not d:
             return "—"
         ci = d.get("ci95")
         return f"{d['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-    rows = ["| model | method | lr | learned (new-fact recall) | forgot (old-fact recall lost) | "
-            "held-out loss increase (nats) |", "|---|---|---|---|---|---|"]
-    for fam, ent in payload["models"].items():
-        for m, e in ent["methods"].items():
-            lr = "—" if e.get("lr") is None else f"{e['lr']:g}"
-            rows.append(f"| {_LABELS.get(fam, fam)} | {_LABELS[m]} | {lr} | {cell(e.get('learning'))} | "
-                        f"{cell(e.get('forgetting'))} | {cell(e.get('heldout_increase'))} |")
-    return "\n".join(rows)
+    rows = [[_LABELS.get(fam, fam), _LABELS[m], "—" if e.get("lr") is None else f"{e['lr']:g}",
+             cell(e.get("learning")), cell(e.get("forgetting")), cell(e.get("heldout_increase"))]
+            for fam, ent in payload["models"].items() for m, e in ent["methods"].items()]
+    return Table(["model", "method", "lr", "learned (new-fact recall)", "forgot (old-fact recall lost)",
+                  "held-out loss increase (nats)"], rows,
+                 "At the end of finetuning: means over the reported seeds with 95 % t-intervals")
 
 
 def old_recall_at(curve: dict, level: float) -> tuple[int, float] | None:
