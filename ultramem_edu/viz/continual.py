@@ -99,6 +99,7 @@ def slots_figure(payload: dict, family: str = "memory_plus") -> go.Figure:
     for k, m in enumerate(names):
         rows = sorted({r for table in methods[m]["changed_rows"] for r in table})
         fig.add_trace(go.Scatter(x=rows, y=[METHOD_LABELS[m]] * len(rows), mode="markers", showlegend=False,
+                                 name=f"rows changed by {METHOD_LABELS[m]} ({len(rows)})",
                                  marker=dict(symbol="line-ns-open", size=12, color=METHOD_COLOURS[m]),
                                  hovertemplate="row %{x}<extra>" + METHOD_LABELS[m] + "</extra>"), row=1, col=1)
     first_read = len(fig.data)
