@@ -283,12 +283,12 @@ def _on_build_finished(app, exception) -> None:
             )
 
 
-def _on_doctree_resolved(app, doctree, docname) -> None:
-    if app.builder.format != "latex":
-        return
+def _on_doctree_read(app, doctree) -> None:
+    # A page's notebook outputs are parsed as it is read: the page is known (the LaTeX builder
+    # later joins every page into one tree).
     from docutils import nodes
 
-    page = (app.config.html_baseurl or "").rstrip("/") + f"/{docname}.html"
+    page = (app.config.html_baseurl or "").rstrip("/") + f"/{app.env.docname}.html"
     for ref in doctree.findall(nodes.reference):
         if ref.get("refuri") == LIVE_PAGE_URL:
             ref["refuri"] = page
@@ -317,6 +317,6 @@ def setup(app):
     app.connect("config-inited", _on_config_inited, priority=100)
     app.connect("html-page-context", _on_page_context)
     app.connect("build-finished", _on_build_finished)
-    app.connect("doctree-resolved", _on_doctree_resolved)
+    app.connect("doctree-read", _on_doctree_read)
     app.add_post_transform(_svg_converter())
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -95,7 +95,7 @@ def test_a_widget_in_the_pdf_is_its_settings_and_a_link():
     note = widget_note(box)
     assert note.startswith(f"*Interactive in the [online edition]({_plotly.LIVE_PAGE_URL}):* "
                            "this is its default view (m = 8, margin τ = 0.15, Reach = 5. TDQKR).")
-    assert note.endswith("> 1. Memory → 2. Keys")
+    assert note.endswith("> 1\\. Memory → 2. Keys")  # escaped: plain text, not a numbered list
     with pytest.raises(TypeError, match="widget"):
         widget_note("not a widget")
 

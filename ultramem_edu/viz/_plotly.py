@@ -362,7 +362,9 @@ def widget_note(widget: Any) -> str:
             settings.append(f"{_plain(w.description).rstrip(':')} = {value}")
     lines = [f"*Interactive in the [online edition]({LIVE_PAGE_URL}):* this is its default view"
              + (f" ({', '.join(settings)})." if settings else ".")]
-    lines += [f"> {text}" for text in texts]
+    # quoted as plain text: "1. Memory" must not become a numbered list, "*" no emphasis
+    lines += ["> " + re.sub(r"^(\d+)\.", r"\1\\.", re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text))
+              for text in texts]
     return "\n\n".join(lines)
 
 
