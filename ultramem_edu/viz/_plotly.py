@@ -103,9 +103,9 @@ def _axis_title(layout: dict, axis: str) -> str:
     return _plain((layout.get(axis) or {}).get("title"))
 
 
-def _trace_summary(trace: dict, k: int) -> tuple[str, list[tuple[float, str]]]:
-    """One sentence about a trace, and its (value, where) extremes for the finding."""
-    trace = {k: (_array(v) if k in "xyz" else v) for k, v in trace.items() if v is not None}
+def _trace_summary(trace: dict, k: int) -> tuple[str, list[tuple[float, str, str]]]:
+    """One sentence about a trace, and its highest point (value, where, axes) for the finding."""
+    trace = {key: (_array(v) if key in ("x", "y", "z") else v) for key, v in trace.items() if v is not None}
     kind = trace.get("type") or "scatter"
     panel = str(trace.get("xaxis") or "x")[1:]
     name = _plain(trace.get("name")) or (f"panel {panel}" if panel else f"series {k + 1}")
