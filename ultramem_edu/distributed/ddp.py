@@ -171,6 +171,23 @@ def _random_batches(vocab: int, batch: int, seq_len: int, seed: int):
         yield x[:, :-1], x[:, 1:]
 
 
+def max_param_diff(model: nn.Module, reference: nn.Module, to_full=lambda t: t) -> float:
+    """The largest |difference| between a sharded model's parameters and the one-process reference's: each
+    value-table shard against its block of the full table, everything else name for name. ``to_full``
+    turns a parameter into a full local tensor (FSDP's DTensors are gathered by it)."""
+    ref_params = dict(reference.named_parameters())
+    worst = 0.0
+    for name, p in model.named_parameters():
+        if name.endswith("layer.values"):
+            mem = model.get_submodule(name.rsplit(".layer.values", 1)[0])
+            full = ref_params[name.replace(".layer.values", ".values")]
+            ref = full[mem.rows[0]:mem.rows[1], mem.cols[0]:mem.cols[1]]
+        else:
+            ref = ref_params[name.replace(".layer.", ".")]
+        worst = max(worst, float((to_full(p.detach()) - ref.detach()).abs().max()))
+    return worst
+
+
 def ddp_step_check(rank: int, world: int, scheme: str = "column", steps: int = 1, batch: int = 4,
                    seq_len: int = 16, seed: int = 0, grad_clip: float = 0.5) -> dict:
     """Train the tiny LM ``steps`` steps with DDP + sharded memories on ``world`` ranks, and the same
@@ -188,16 +205,7 @@ def ddp_step_check(rank: int, world: int, scheme: str = "column", steps: int = 1
     ddp = wrap_ddp(model)
     losses = train_steps(ddp, _random_batches(32, batch, seq_len, seed), steps, grad_clip=grad_clip, rank=rank,
                          world=world, norms=norms)
-    ref_params = dict(reference.named_parameters())
-    worst = 0.0
-    for name, p in model.named_parameters():
-        if name.endswith("layer.values"):
-            mem = model.get_submodule(name.rsplit(".layer.values", 1)[0])
-            full = ref_params[name.replace(".layer.values", ".values")]
-            ref = full[mem.rows[0]:mem.rows[1], mem.cols[0]:mem.cols[1]]
-        else:
-            ref = ref_params[name.replace(".layer.", ".")]
-        worst = max(worst, float((p.detach() - ref.detach()).abs().max()))
+    worst = max_param_diff(model, reference)
     moved = max(float((p.detach() - q.detach()).abs().max())
                 for p, q in zip(reference.parameters(), tiny_lm(**kwargs).parameters()))
     return {"losses": losses, "reference_losses": ref_losses, "grad_norms": norms, "reference_grad_norms": ref_norms,

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..model import TransformerLM
-from .ddp import _random_batches, _shards, shard_memories, tiny_lm, train_steps
+from .ddp import _random_batches, _shards, max_param_diff, shard_memories, tiny_lm, train_steps
 
 __all__ = ["fully_shard_model", "is_dtensor", "fsdp_step_check"]
 
@@ -105,16 +105,7 @@ def fsdp_step_check(rank: int, world: int, scheme: str = "column", steps: int = 
     dtensors = sum(is_dtensor(p) for p in model.parameters())
     losses = train_steps(model, _random_batches(32, batch, seq_len, seed), steps, grad_clip=grad_clip, rank=rank,
                          world=world, norms=norms)
-    ref_params = dict(reference.named_parameters())
-    worst = 0.0
-    for name, p in model.named_parameters():
-        if name.endswith("layer.values"):
-            mem = model.get_submodule(name.rsplit(".layer.values", 1)[0])
-            full = ref_params[name.replace(".layer.values", ".values")]
-            ref = full[mem.rows[0]:mem.rows[1], mem.cols[0]:mem.cols[1]]
-        else:
-            ref = ref_params[name.replace(".layer.", ".")]
-        worst = max(worst, float((_full(p.detach()) - ref.detach()).abs().max()))
+    worst = max_param_diff(model, reference, _full)
     moved = max(float((p.detach() - q.detach()).abs().max())
                 for p, q in zip(reference.parameters(), tiny_lm(**kwargs).parameters()))
     table_total = sum(p.numel() for n, p in reference.named_parameters() if n.endswith(".values"))

@@ -228,24 +228,7 @@ def claim_table(per_seed: dict, claims: dict | None = None, margin: float | None
         row.update(delta=test["mean"], sd=test["sd"], ci95=test["ci"], p=test["p"], n=test["n"], seeds=common)
         rows[cid] = row
         pvalues[cid] = test["p"]
-    complete = len(pvalues) == len(claims)
-    adjusted = stats.holm(pvalues, alpha) if pvalues else {}
-    m = len(claims)
-    for cid, row in rows.items():
-        if cid not in adjusted:
-            continue
-        row["p_holm"] = adjusted[cid]["p_adjusted"]
-        if not complete:
-            row["status"] = "pending"
-            continue
-        target = row.get("margin", 0.0)
-        if adjusted[cid]["rejected"]:
-            row["status"] = "reproduced" if row["delta"] < target else "not reproduced"
-        else:
-            row["status"] = "unresolved"
-            row["seeds_for_80_power"] = (stats.seeds_for_power(row["delta"] - target, row["sd"], alpha / m)
-                                         if row["sd"] > 0 else None)
-    return rows
+    return stats.holm_verdicts(rows, pvalues, len(claims), alpha)
 
 
 def exploratory(per_seed: dict) -> dict:

@@ -254,24 +254,7 @@ def claim_table(entries: dict, spec: dict) -> dict:
             row["margin"] = margin
         rows[cid] = row
         pvalues[cid] = test["p"]
-    complete = len(pvalues) == len(spec["claims"])
-    adjusted = stats.holm(pvalues, alpha) if pvalues else {}
-    m = len(spec["claims"])
-    for cid, row in rows.items():
-        if cid not in adjusted:
-            continue
-        row["p_holm"] = adjusted[cid]["p_adjusted"]
-        if not complete:
-            row["status"] = "pending"
-            continue
-        target = row["margin"] if row["kind"] == "noninferior" else 0.0
-        if adjusted[cid]["rejected"]:
-            row["status"] = "reproduced" if row["delta"] < target else "not reproduced"
-        else:
-            row["status"] = "unresolved"
-            row["seeds_for_80_power"] = stats.seeds_for_power(row["delta"] - target, row["sd"], alpha / m) \
-                if row["sd"] > 0 else None
-    return rows
+    return stats.holm_verdicts(rows, pvalues, len(spec["claims"]), alpha)
 
 
 def exploratory_comparisons(entries: dict) -> dict:

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from scipy import stats as _st
 
-__all__ = ["t_quantile", "t_sf", "paired_t", "noninferiority", "tost", "holm", "seeds_for_power", "t_interval", "power_paired"]
+__all__ = ["holm_verdicts", "t_quantile", "t_sf", "paired_t", "noninferiority", "tost", "holm", "seeds_for_power", "t_interval", "power_paired"]
 
 
 def _diffs(a: Iterable[float], b: Iterable[float] | None) -> list[float]:
@@ -224,3 +224,31 @@ def seeds_for_power(effect: float, sd: float, alpha: float = 0.05, power: float 
         else:
             lo = mid + 1
     return hi
+
+
+def holm_verdicts(rows: dict, pvalues: dict, num_claims: int, alpha: float = 0.05) -> dict:
+    """Turn one pre-registered family of tests into verdicts, in place, and return ``rows``.
+
+    ``rows`` = {claim: {"delta", "sd", ... , optional "margin"}} (a claim without its test yet is left as it
+    is), ``pvalues`` = {claim: p} of the tests that ran, ``num_claims`` the size of the declared family.
+    Each tested row gets ``p_holm``; once every declared claim has its test, ``status`` becomes
+    "reproduced" (Holm rejects, Δ below its target: 0, or the margin of a non-inferiority claim),
+    "not reproduced" (Holm rejects the other way) or "unresolved" with ``seeds_for_80_power`` at the
+    Bonferroni level α/m (Holm's strictest step); before that every tested row is "pending"."""
+    adjusted = holm(pvalues, alpha) if pvalues else {}
+    complete = len(pvalues) == num_claims
+    for cid, row in rows.items():
+        if cid not in adjusted:
+            continue
+        row["p_holm"] = adjusted[cid]["p_adjusted"]
+        if not complete:
+            row["status"] = "pending"
+            continue
+        target = row.get("margin", 0.0)
+        if adjusted[cid]["rejected"]:
+            row["status"] = "reproduced" if row["delta"] < target else "not reproduced"
+        else:
+            row["status"] = "unresolved"
+            row["seeds_for_80_power"] = (seeds_for_power(row["delta"] - target, row["sd"], alpha / num_claims)
+                                         if row["sd"] > 0 else None)
+    return rows
