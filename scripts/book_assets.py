@@ -294,6 +294,19 @@ def _on_doctree_read(app, doctree) -> None:
             ref["refuri"] = page
 
 
+def _on_doctree_resolved(app, doctree, docname) -> None:
+    # LaTeX sets a long table's columns as wide as their longest cell ({lll}), which runs the
+    # notation table off the page: give every table's columns their source widths, wrapping text.
+    if app.builder.format != "latex":
+        return
+    from docutils import nodes
+
+    for table in doctree.findall(nodes.table):
+        specs = list(table.findall(nodes.colspec))
+        if specs and all("colwidth" in spec for spec in specs) and "colwidths-given" not in table["classes"]:
+            table["classes"].append("colwidths-given")
+
+
 def _svg_converter():
     from sphinx.transforms.post_transforms.images import ImageConverter
 
@@ -318,5 +331,6 @@ def setup(app):
     app.connect("html-page-context", _on_page_context)
     app.connect("build-finished", _on_build_finished)
     app.connect("doctree-read", _on_doctree_read)
+    app.connect("doctree-resolved", _on_doctree_resolved)
     app.add_post_transform(_svg_converter())
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -14,7 +14,7 @@ default view with a link to the live page), through Sphinx's LaTeX builder and `
 (XeLaTeX), into ``_build/pdf/ultramem-edu.pdf``, copied into the site as ``ultramem-edu.pdf``
 (the sidebar links to it). ``--only-pdf --out DIR`` builds just the PDF, into DIR. LaTeX comes
 from Debian: ``apt-get install -y texlive-latex-recommended texlive-latex-extra
-texlive-fonts-recommended texlive-xetex latexmk fonts-freefont-otf librsvg2-bin``.
+texlive-fonts-recommended texlive-xetex latexmk fonts-freefont-otf fonts-dejavu-core librsvg2-bin``.
 
 Exits non-zero on any warning, failed notebook or missing page. A cell still running after the
 per-cell ``execute.timeout`` of ``_config.yml`` is such a failure: the log shows nbclient's
