@@ -24,10 +24,12 @@
   var GREY_GRID = "rgba(128,128,128,0.25)";
   var INK = "#000000";
   var THEMES = {
+    // menus stay light buttons with dark text in both: plotly fills the chosen one with a fixed
+    // light blue (#F4FAFF) that no layout key changes
     light: {text: "#454545", grid: "rgba(0,0,0,0.16)", ink: "#000000",
-            menu: "#f2f3f5", menuActive: "#d7dbe2", border: "#767676"},
+            menu: "#f2f3f5", menuText: "#1f1f1f", menuActive: "#d7dbe2", border: "#767676"},
     dark: {text: "#d0d0d0", grid: "rgba(255,255,255,0.2)", ink: "#e8e8e8",
-           menu: "#2b2f36", menuActive: "#49505b", border: "#9a9a9a"},
+           menu: "#e4e7eb", menuText: "#1f1f1f", menuActive: "#b9c0ca", border: "#9a9a9a"},
   };
 
   function currentTheme() {
@@ -86,6 +88,7 @@
     (gd.layout.updatemenus || []).forEach(function (menu, k) {
       layout["updatemenus[" + k + "].bgcolor"] = "menu";
       layout["updatemenus[" + k + "].bordercolor"] = "border";
+      layout["updatemenus[" + k + "].font.color"] = "menuText";
     });
     (gd.layout.sliders || []).forEach(function (slider, k) {
       layout["sliders[" + k + "].bgcolor"] = "menu";
