@@ -394,3 +394,22 @@ def test_qti_package_has_one_assessment_per_chapter_with_the_keys_scored():
                 [quizbank._tex(a["feedback"]) for a in q["answers"]]
     with pytest.raises(ValueError, match="quizzes"):
         quizbank.to_qti_zip({})
+
+
+def test_radio_buttons_whose_answer_is_math_have_a_spoken_name():
+    """A label that is nothing but math renders to MathJax markup a screen reader may not name; such radio
+    buttons carry an aria-label with the answer as plain text (and only those)."""
+    import html as _html
+    import re as _re
+
+    from ultramem_edu.viz.quiz import quiz_html
+
+    for path in QUIZZES:
+        questions = json.loads(path.read_text())
+        page = quiz_html(questions, quiz_id=f"quiz-{path.stem}")
+        radios = _re.findall(r'<input type="radio"[^>]*>', page)
+        answers = [a["answer"] for q in questions for a in q["answers"]]
+        assert len(radios) == len(answers)
+        labelled = [_html.unescape(m) for r in radios for m in _re.findall(r'aria-label="([^"]*)"', r)]
+        math = [a for a in answers if "$" in a or "\\(" in a]
+        assert len(labelled) == len(math) and all(name.strip() and "$" not in name for name in labelled), path.name

@@ -98,13 +98,33 @@ def quiz_html(questions: list[dict], quiz_id: str, title: str = "Check yourself"
             kind = "right" if a["correct"] else "wrong"
             verdict = "Right." if a["correct"] else "Not quite."
             feedback = _tex_delimiters(a.get("feedback", ""))
+            spoken = _spoken(a["answer"])
+            aria = f' aria-label="{html.escape(spoken)}"' if spoken != a["answer"] else ""
             parts.append(
-                f'<div class="ue-answer"><input type="radio" class="ue-{kind}" name="{name}" id="{name}-a{j}">'
+                f'<div class="ue-answer"><input type="radio" class="ue-{kind}" name="{name}" id="{name}-a{j}"{aria}>'
                 f'<label for="{name}-a{j}">{_tex_delimiters(a["answer"])}</label>'
                 f'<div class="ue-feedback"><span class="ue-verdict-{kind}">{verdict}</span> {feedback}</div></div>')
         parts.append("</fieldset>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+_TEX_WORDS = {r"\cdot": "·", r"\times": "×", r"\sqrt": "√", r"\sigma": "σ", r"\pi": "π", r"\ln": "ln ",
+              r"\log": "log ", r"\text": "", r"\mathrm": "", r"\left": "", r"\right": ""}
+
+
+def _spoken(answer: str) -> str:
+    """The answer as plain text for a screen reader when it holds math (MathJax's rendering of a label that
+    is nothing but math leaves the radio button without an accessible name): TeX delimiters and markup
+    dropped, a few commands written as symbols. Answers without math come back unchanged."""
+    if "$" not in answer and "\\(" not in answer:
+        return answer
+    text = re.sub(r"<[^>]+>", "", answer).replace("$", "").replace("\\(", "").replace("\\)", "")
+    for tex, word in _TEX_WORDS.items():
+        text = text.replace(tex, word)
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)          # any other command: its name
+    text = text.replace("{", "").replace("}", "")
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def show_quiz(path: str | Path, seed: int | None = 0):
