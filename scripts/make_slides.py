@@ -270,7 +270,7 @@ def build_all(html_dir: Path = HTML_DIR, executed_dir: Path = EXECUTED_DIR) -> l
         decks.append(deck)
         items.append(f'<li><a href="{deck.name}">{html.escape(_title(nb, path.stem))}</a></li>')
     (out / "index.html").write_text(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Slides</title></head>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Slides</title><link rel=\"icon\" href=\"data:,\"></head>\n"
         "<body><main><h1>Slides, one deck per chapter</h1>\n<p>Generated from the executed chapters with "
         "nbconvert's reveal.js exporter; <a href=\"../book/00_preface.html\">back to the book</a>.</p>\n<ol start=\"0\">\n"
         + "\n".join(items) + "\n</ol></main></body></html>\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 every run file, selection seeds kept out of the report, the verdict rule on synthetic data, the fact
 split, the learning-rate choice and the Pareto frontier."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,3 +167,13 @@ def test_tables_and_matched_learning(quick):
     assert exp.old_recall_at(curve, 0.4) == (5, 0.7) and exp.old_recall_at(curve, 0.95) is None
     with pytest.raises(ValueError, match="level"):
         exp.old_recall_at(curve, 1.5)
+
+
+def test_stored_full_runs_were_made_under_the_preregistration():
+    """Every stored run of the full suite (120: selection and reported seeds) carries the pre-registration's
+    hash, and the seeds are exactly the selection and the reported ones."""
+    root = Path(__file__).resolve().parents[1]
+    runs = [json.loads(p.read_text()) for p in sorted((root / "figures" / "runs" / "exp_continual" / "full").glob("*.json"))]
+    assert len(runs) == 120
+    assert {r["prereg_sha256"] for r in runs} == {prereg.prereg_hash()}
+    assert {r["seed"] for r in runs} == set(prereg.REPORTED_SEEDS) | set(prereg.SELECTION_SEEDS)

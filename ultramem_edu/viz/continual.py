@@ -93,8 +93,7 @@ def slots_figure(payload: dict, family: str = "memory_plus") -> go.Figure:
              for layer in s["reads"][when] for rows in layer for r in rows]
     num_slots = max(seen, default=0) + 1
     fig = make_subplots(rows=2, cols=1, row_heights=[0.45, 0.55], vertical_spacing=0.2,
-                        subplot_titles=("rows of the value table changed by finetuning",
-                                        "rows one new fact's tokens read: before (○) and after (●)"))
+                        subplot_titles=("rows changed by finetuning", "rows a new fact reads: ○ before, ● after"))
     names = list(methods)
     for k, m in enumerate(names):
         rows = sorted({r for table in methods[m]["changed_rows"] for r in table})
@@ -128,7 +127,8 @@ def slots_figure(payload: dict, family: str = "memory_plus") -> go.Figure:
         buttons.append(dict(label=label, method="update", args=[{"visible": visible}]))
     layout = base_layout(f"{FAMILY_LABELS.get(family, family)}: what each method changes, and where one new "
                          "fact reads (coloured: a row the method changed)", height=640, top=60)
-    fig.update_layout(**layout, updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=0,
+    # a drop-down, not a row of buttons: four method names do not fit side by side on a phone
+    fig.update_layout(**layout, updatemenus=[dict(type="dropdown", direction="down", buttons=buttons, x=0,
                                                   xanchor="left", y=-0.12, yanchor="top", font=dict(size=10))]
                       if read_traces else [])
     fig.update_xaxes(range=[-1, num_slots], **axis_style())
