@@ -93,7 +93,7 @@ def slots_figure(payload: dict, family: str = "memory_plus") -> go.Figure:
              for layer in s["reads"][when] for rows in layer for r in rows]
     num_slots = max(seen, default=0) + 1
     fig = make_subplots(rows=2, cols=1, row_heights=[0.45, 0.55], vertical_spacing=0.2,
-                        subplot_titles=("rows changed by finetuning", "rows a new fact reads: ○ before, ● after"))
+                        subplot_titles=("rows changed by finetuning", "rows read: ○ before, ● after"))
     names = list(methods)
     for k, m in enumerate(names):
         rows = sorted({r for table in methods[m]["changed_rows"] for r in table})
