@@ -111,6 +111,19 @@ def paired_t(a: Iterable[float], b: Iterable[float] | None = None, alpha: float 
             "resolved": bool(lo > 0 or hi < 0), "per_seed": d}
 
 
+def _margin_sample(a, b, margin, alpha, what: str):
+    """Validated (alpha, d, n, mean, sd, se) of the paired differences a − b for a test against ``margin``."""
+    alpha = _check_level("alpha", alpha)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        raise ValueError(f"margin must be a positive number, got {margin!r}")
+    d = _diffs(a, b)
+    n = len(d)
+    if n < 2:
+        raise ValueError(f"{what} needs at least 2 pairs, got {n}")
+    mean, sd = _mean_sd(d)
+    return alpha, d, n, mean, sd, sd / math.sqrt(n)
+
+
 def noninferiority(a: Iterable[float], b: Iterable[float] | None, margin: float, alpha: float = 0.05) -> dict:
     """"A matches or beats B" (lower loss is better): the paired t-test of Δ = A − B against ``margin``.
 
@@ -120,15 +133,7 @@ def noninferiority(a: Iterable[float], b: Iterable[float] | None, margin: float,
     α = 0.05 this is the usual non-inferiority test at one-sided level 0.025.
 
     Returns ``{"mean", "sd", "se", "n", "margin", "ci": [low, high], "p", "passed", "failed"}``."""
-    alpha = _check_level("alpha", alpha)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
-        raise ValueError(f"margin must be a positive number, got {margin!r}")
-    d = _diffs(a, b)
-    n = len(d)
-    if n < 2:
-        raise ValueError(f"a paired test needs at least 2 pairs, got {n}")
-    mean, sd = _mean_sd(d)
-    se = sd / math.sqrt(n)
+    alpha, d, n, mean, sd, se = _margin_sample(a, b, margin, alpha, "a paired test")
     if sd == 0:
         lo = hi = mean
         p = 1.0 if mean == margin else 0.0
@@ -146,15 +151,7 @@ def tost(a: Iterable[float], b: Iterable[float] | None, margin: float, alpha: fl
     Returns ``{"mean", "sd", "se", "n", "margin", "ci": [low, high], "p", "equivalent"}``: ``ci`` is the
     (1 − 2α) t-interval (90 % at α = 0.05), ``p`` the larger of the two one-sided p-values, and
     ``equivalent`` ⇔ the interval lies inside (−margin, margin) ⇔ p < α."""
-    alpha = _check_level("alpha", alpha)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
-        raise ValueError(f"margin must be a positive number, got {margin!r}")
-    d = _diffs(a, b)
-    n = len(d)
-    if n < 2:
-        raise ValueError(f"an equivalence test needs at least 2 pairs, got {n}")
-    mean, sd = _mean_sd(d)
-    se = sd / math.sqrt(n)
+    alpha, d, n, mean, sd, se = _margin_sample(a, b, margin, alpha, "an equivalence test")
     if sd == 0:
         lo = hi = mean
         p = 0.0 if abs(mean) < margin else 1.0
