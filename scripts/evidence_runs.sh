@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Chapter 11's pre-registered evidence suite on the CPU, in the background, resumable across sittings:
-# PROCS processes of one thread each (default 2), each training its shard of the runs and starting over
-# until every run it can train has finished (a shard waits while the rates it needs are being chosen by
-# another). Finished runs land in figures/runs/exp_evidence/full/ the moment they finish; rerun the
-# script after an interruption and they are reused. Publish at any time with
+# Chapter 11's pre-registered evidence suite on the CPU, then the scaling curves at the rates it chose, in
+# the background, resumable across sittings: PROCS processes of one thread each (default 2), each training
+# its shard of the runs and starting over until every run it can train has finished (a shard waits while
+# the rates it needs are being chosen by another). Finished runs land in figures/runs/exp_<name>/full/ the
+# moment they finish; rerun the script after an interruption and they are reused. The evidence file is
+# published as it grows (figures/exp_evidence.json); the scaling file replaces figures/exp_scaling.json
+# only once every one of its runs has finished (until then it is written to checkpoints/staging/).
+# Publish at any time with
 #   python -m ultramem_edu.experiments evidence --collect
 # Usage: nohup nice -n 10 scripts/evidence_runs.sh > checkpoints/evidence.log 2>&1 &
 set -u
@@ -11,18 +14,27 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 PROCS="${PROCS:-2}"
 LOG=checkpoints/evidence
-mkdir -p "$LOG"
+STAGE=checkpoints/staging
+mkdir -p "$LOG" "$STAGE"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-runs() { ls figures/runs/exp_evidence/full/*.json 2>/dev/null | wc -l; }
-complete() { "$PY" -m ultramem_edu.experiments evidence --collect --no-progress 2>/dev/null | grep -q "(complete)"; }
+runs() { ls figures/runs/exp_"$1"/full/*.json 2>/dev/null | wc -l; }
+out_of() { if [ "$1" = evidence ]; then echo figures; else echo "$STAGE"; fi; }
+complete() {
+  "$PY" -m ultramem_edu.experiments "$1" --collect --no-progress --out "$(out_of "$1")" --runs-dir figures/runs \
+    2>/dev/null | grep -q "(complete)"
+}
 for ((i = 0; i < PROCS; i++)); do
   (
-    while ! complete; do
-      before=$(runs)
-      "$PY" -m ultramem_edu.experiments evidence --resume --no-progress --threads 1 --shard "$i/$PROCS"
-      [ "$(runs)" -gt "$before" ] || sleep 120     # nothing of this shard's was ready: wait for the others
+    for name in evidence scaling; do
+      while ! complete "$name"; do
+        before=$(runs "$name")
+        "$PY" -m ultramem_edu.experiments "$name" --resume --no-progress --threads 1 --shard "$i/$PROCS" \
+          --out "$(out_of "$name")" --runs-dir figures/runs
+        [ "$(runs "$name")" -gt "$before" ] || sleep 120   # nothing of this shard's was ready: wait for the others
+      done
     done
   ) >> "$LOG/shard$i.log" 2>&1 &
 done
 wait
-echo "evidence suite complete: $(date -u)"
+"$PY" -m ultramem_edu.experiments scaling --collect --no-progress     # the complete curves, into figures/
+echo "evidence suite and scaling curves complete: $(date -u)"

@@ -162,7 +162,7 @@ def test_claim_table_verdicts_follow_holm():
     assert claim_table(entries, spec)["x"]["status"] == "pending"
 
 
-def test_evidence_quick_run_records_the_preregistration(tmp_path):
+def test_evidence_quick_run_records_the_preregistration(tmp_path, monkeypatch):
     payload = run_evidence(quick=True, out=tmp_path, checkpoints=tmp_path / "ck", results_dir=tmp_path / "runs",
                            progress=False, models=("dense", "pkm"))
     assert payload["prereg_sha256"] == prereg.prereg_hash()
@@ -174,6 +174,28 @@ def test_evidence_quick_run_records_the_preregistration(tmp_path):
     assert reported == {0, 1}
     spec, _, _ = experiment_spec("evidence", True, None, "cpu", None, None)
     assert all(b["seeds"] == list(spec["seeds"]) for b in payload["models"]["dense"]["budgets"].values())
+
+    # what the suite chose is readable without training (the scaling curves train at it), and the
+    # scaling experiment in "evidence" mode trains every family at exactly that choice
+    from ultramem_edu.experiments.evidence import chosen_configs
+    from ultramem_edu.experiments.scaling import run_scaling
+
+    vocab = payload["config"]["vocab_size"]
+    chosen = chosen_configs(("dense", "pkm", "moe"), vocab, "quick", results_dir=tmp_path / "runs",
+                            checkpoints=tmp_path / "ck")
+    for name in ("dense", "pkm"):
+        assert chosen[name] == payload["models"][name]["selection"]["chosen"]
+    assert chosen["moe"] is None                                 # its selection never ran here
+    with pytest.raises(ValueError, match="names"):
+        chosen_configs(("dense_narrow",), vocab, "quick")
+    monkeypatch.setitem(SPECS["scaling"], "quick", dict(SPECS["scaling"]["quick"], rates="evidence",
+                        evidence_scale="quick", families=("pkm",), references=("dense", "moe"), controls=()))
+    sc = run_scaling(quick=True, out=tmp_path, checkpoints=tmp_path / "ck", results_dir=tmp_path / "runs",
+                     progress=False, steps=2)
+    assert sc["references"]["dense"]["lr"] == chosen["dense"]["lr"]
+    assert all(p["lr"] == chosen["pkm"]["lr"] and p["option"] == chosen["pkm"]["option_label"]
+               and p["seeds"] == [0] for p in sc["curves"]["pkm"]["points"])
+    assert sc["references"]["moe"]["seeds"] == [] and sc["complete"] is False   # waits for its rate
 
 
 def test_half_fits_show_a_plateau():

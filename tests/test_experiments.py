@@ -289,6 +289,19 @@ def test_scaling_quick_fits_loss_against_log_n(tmp_path):
         for p in curve["points"]:
             assert p["compute_matched"] and p["tokens_trained"] > 0
     assert set(data["references"]) == {"dense", "moe"}
+    # each family at its own rate, chosen on the selection seed at one N; the selection is never reported
+    spec = SPECS["scaling"]["quick"]
+    for name, curve in data["curves"].items():
+        rate = curve["rate"]
+        assert rate["lr"] in {*spec["lrs"], spec["lrs"][0] / 2, spec["lrs"][-1] * 2}    # one edge step at most
+        assert all(p["lr"] == rate["lr"] and p["option"] == rate["option_label"] for p in curve["points"])
+    assert data["controls"]["dense_narrow"]["lr"] == data["references"]["dense"]["lr"]
+    runs = list((tmp_path / "ck" / "exp_scaling" / "quick-custom").glob("*.json"))
+    selected = [json.loads(p.read_text())["seed"] for p in runs if p.name.startswith("select_")]
+    assert selected and set(selected) == set(spec["selection_seeds"])
+    assert all("_lr" in p.name for p in runs)
+    with pytest.raises(ValueError, match="selection seeds"):
+        run("scaling", **_kw(tmp_path / "bad", steps=2, seeds=(100,)))
     narrow, um = data["controls"]["dense_narrow"], data["curves"]["ultramem_paper_k10"]["points"][-1]
     assert narrow["num_values"] == um["num_values"] and narrow["ffn_hidden"] == um["ffn_hidden"]
     assert narrow["params"]["memory_total"] == 0 and not narrow["compute_matched"]

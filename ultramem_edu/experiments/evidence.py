@@ -34,7 +34,8 @@ from .trainer import train_run
 
 NAME = "evidence"
 
-__all__ = ["NAME", "run_evidence", "option_label", "claim_table", "exploratory_comparisons", "run_name"]
+__all__ = ["NAME", "run_evidence", "option_label", "claim_table", "exploratory_comparisons", "run_name",
+           "chosen_configs", "selection"]
 
 
 def option_label(option: dict | None) -> str:
@@ -67,12 +68,20 @@ def _load() -> list[float]:
         return []
 
 
-def _selection(name: str, fam, spec: dict, run_at) -> dict:
+def _run_key(f, train: dict, lr: float, seed: int, spec: dict, device: str) -> dict:
+    """The configuration an evidence run is fingerprinted by (:class:`~.common.RunStore`)."""
+    return {"family": f.name, "description": f.description, "recipe": f.recipe, "lr": lr, "seed": seed,
+            "train": train, "model": spec["model"], "device": device.split(":")[0], "protocol": NAME}
+
+
+def selection(name: str, spec: dict, run_at) -> dict:
     """The sweep on the selection seeds: {"grid": {option: {lr: mean select loss or None}}, "chosen": ...}.
 
-    ``run_at(option, lr, seed)`` returns the finished run or None. ``chosen`` is None until every run the
-    choice depends on has finished."""
-    options = spec["value_lr_options"].get(name, (None,))
+    ``spec`` gives ``lrs``, ``selection_seeds``, ``max_edge_steps`` and ``value_lr_options`` ({family:
+    options}; a family not listed trains its recipe as it is). ``run_at(option, lr, seed)`` returns the
+    finished run (a dict with ``select_loss``) or None. ``chosen`` is None until every run the choice
+    depends on has finished. Other experiments choose their rates with it too (:mod:`.scaling`)."""
+    options = spec.get("value_lr_options", {}).get(name, (None,))
     sel_seeds = spec["selection_seeds"]
     grid: dict[str, dict[float, float | None]] = {}
 
@@ -125,8 +134,7 @@ def run_evidence(quick: bool = False, out: str = "figures", resume: bool = False
     def run_at(fam, option, budget, lr, seed):
         f = _with_option(fam, option)
         train = budgets[budget]
-        key = {"family": f.name, "description": f.description, "recipe": f.recipe, "lr": lr, "seed": seed,
-               "train": train, "model": spec["model"], "device": device.split(":")[0], "protocol": NAME}
+        key = _run_key(f, train, lr, seed, spec, device)
 
         def job(ckpt):
             load_start = _load()
@@ -153,7 +161,7 @@ def run_evidence(quick: bool = False, out: str = "figures", resume: bool = False
     for name, budget in order:
         if budget == "select":
             fam = fams[name]
-            sel = _selection(name, fam, spec, lambda o, lr, s, fam=fam: run_at(fam, o, "lm", lr, s))
+            sel = selection(name, spec, lambda o, lr, s, fam=fam: run_at(fam, o, "lm", lr, s))
             torch.manual_seed(0)
             entries[name] = {"description": fam.description, "recipe": fam.recipe, "ffn_hidden": fam.ffn_hidden,
                              "compute_matched": fam.compute_matched, "params": model_parameter_counts(fam.build()),
@@ -210,6 +218,34 @@ def run_evidence(quick: bool = False, out: str = "figures", resume: bool = False
     config["splits"] = {k: int(v.numel()) for k, v in splits.items()}
     return publish(NAME, out, mode, seeds, config, spec.get("note"), payload_results, table, store.skipped, t_start,
                    device, store)
+
+
+def chosen_configs(names, vocab_size: int, scale: str = "full", device: str = "cpu", checkpoints=None,
+                   results_dir=None) -> dict:
+    """{family: the configuration the evidence suite chose for it, or None while its selection runs are
+    unfinished} — read from the stored selection runs at ``scale``; nothing is trained.
+
+    A chosen configuration is ``{"option", "option_label", "lr", "select_loss"}`` (:func:`selection`);
+    ``option`` is the value-lr option (a dict) or None. For families outside the pre-registration, a
+    ``ValueError``."""
+    spec, mode, _ = experiment_spec(NAME, False, scale, device, None, None)
+    declared = spec["headline"] + spec["exploratory"]
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise ValueError(f"names: the evidence suite chooses no rate for {unknown}; it trains {list(declared)}")
+    ctx = FamilyContext(vocab_size=vocab_size, **spec["model"])
+    store = RunStore(NAME, mode, checkpoints, False, False, results_dir, None, collect=True)
+    sizes = {"pkm_values": spec["pkm_values"], "num_values": spec["num_values"]}
+    out = {}
+    for name in names:
+        fam = make_family(name, ctx, num_values_for(sizes, name))
+
+        def run_at(option, lr, seed, fam=fam):
+            f = _with_option(fam, option)
+            return store.get_or_run(run_name(f.name, option, "lm", lr, seed),
+                                    lambda ckpt: None, _run_key(f, spec["train"], lr, seed, spec, device))
+        out[name] = selection(name, spec, run_at)["chosen"]
+    return out
 
 
 def _per_seed(entries: dict, name: str, budget: str) -> dict | None:

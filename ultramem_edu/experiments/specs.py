@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 
+from .preregistration import SELECTION_SEEDS
+
 __all__ = ["SPECS", "SCALES", "experiment_spec"]
 
 SCALES = ("quick", "full", "gpu")
@@ -80,20 +82,27 @@ SPECS = {
                     note="GPU suite: lm's families at lm's chosen rates, 2000 steps x 400 x 64 = 51.2 M characters"),
     },
     "scaling": {
-        "quick": dict(model=_MODEL_QUICK, train=_train(12, 8, 32, 6, 2, 4), lr=3e-3,
+        "quick": dict(model=_MODEL_QUICK, train=_train(12, 8, 32, 6, 2, 4), rates="sweep", lrs=(1e-3, 3e-3),
+                      selection_seeds=(100,), sweep_at=2 ** 7, max_edge_steps=1,
                       num_values=(2 ** 6, 2 ** 7, 2 ** 8), families=("pkm", "ultramem_paper_k10"),
                       references=("dense", "moe"), controls=("dense_narrow",), seeds=(0,)),
-        "full": dict(model=_MODEL_FULL, train=_train(2000, 16, 64, 500, 8, 64), lr=3e-3,
+        # the lm budget, so that the evidence suite's selection (same model, same budget, its memory sizes
+        # 2^12 for PKM and 2^13 for UltraMem on this grid) is a sweep at one N for these curves
+        "full": dict(model=_MODEL_FULL, train=_train(2500, 16, 64, 500, 8, 64), rates="evidence",
+                     evidence_scale="full", selection_seeds=SELECTION_SEEDS,
                      num_values=tuple(2 ** k for k in range(8, 16)),
                      families=("pkm", "ultramem_paper_k10", "ultramem_released"),
                      references=("dense", "moe"), controls=("dense_narrow",), seeds=(0, 1),
-                     note="CPU suite: N = 2^8 .. 2^15 values, 2000 steps x 16 x 64 = 2.05 M characters per run, "
-                          "lr 3e-3 for every model, 2 seeds per point"),
-        "gpu": dict(model=_MODEL_GPU, train=_train(800, 400, 64, 200, 8, 64), lr=3e-3,
+                     note="CPU suite: N = 2^8 .. 2^15 values, 2500 steps x 16 x 64 = 2.56 M characters per run, "
+                          "each family at the rate (and value-lr option) the evidence suite chose for it on seeds "
+                          "100-101 at one N (2^12 for PKM, 2^13 for UltraMem), 2 seeds per point"),
+        "gpu": dict(model=_MODEL_GPU, train=_train(1000, 400, 64, 200, 8, 64), rates="evidence",
+                    evidence_scale="gpu", selection_seeds=SELECTION_SEEDS,
                     num_values=tuple(2 ** k for k in range(10, 18)),
                     families=("pkm", "ultramem_paper_k10", "ultramem_released"),
                     references=("dense", "moe"), seeds=(0, 1),
-                    note="GPU suite: N = 2^10 .. 2^17, 800 steps x 400 x 64 = 20.5 M characters per run"),
+                    note="GPU suite: N = 2^10 .. 2^17, 1000 steps x 400 x 64 = 25.6 M characters per run, each "
+                         "family at the evidence suite's chosen rate (swept at 2^14 for PKM, 2^15 for UltraMem)"),
     },
     "ladder": {
         "quick": dict(model=dict(_MODEL_QUICK, n_layers=4), train=_train(10, 8, 32, 5, 2, 4), lr=3e-3,
