@@ -40,15 +40,13 @@ def half_fits(points: list[dict]) -> dict | None:
     return out
 
 
-def _choose_rates(spec: dict, names, ctx: FamilyContext, vocab_size: int, device: str, checkpoints, results_dir,
-                  sweep_run) -> dict:
+def _choose_rates(spec: dict, names, vocab_size: int, device: str, checkpoints, results_dir, sweep_run) -> dict:
     """{family: chosen {"option", "option_label", "lr", "select_loss"} or None while unfinished}.
 
     ``spec["rates"]``: ``"evidence"`` — the configuration the evidence suite chose for the family on its
     selection seeds (the same model and budget, at its memory size, which lies on this experiment's grid);
     ``"sweep"`` — this experiment's own sweep (``lrs`` on ``selection_seeds`` at ``sweep_at`` values,
-    :func:`.evidence.selection`) through ``sweep_run(family, option, lr, seed)``; ``"fixed"`` — ``lr`` for
-    every family (the first edition's protocol)."""
+    :func:`.evidence.selection`) through ``sweep_run(family, option, lr, seed)``."""
     from . import evidence
 
     mode = spec["rates"]
@@ -77,6 +75,7 @@ def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False,
     ctx = FamilyContext(vocab_size=tok.vocab_size, **spec["model"])
     store = RunStore(NAME, mode, checkpoints, resume, overwrite, results_dir, shard, collect)
     t_start = time.perf_counter()
+
     def tag_of(base, chosen):
         """The run's name, with its value-lr option and rate: ``<base>[_<option>]_lr<lr>``."""
         label = option_label(chosen["option"])
@@ -103,7 +102,7 @@ def run_scaling(quick: bool = False, out: str = "figures", resume: bool = False,
 
     # dense_narrow, a control without options, trains at the dense model's rate
     rate_names = tuple(dict.fromkeys(tuple(spec["references"]) + families))
-    rates = _choose_rates(spec, rate_names, ctx, tok.vocab_size, device, checkpoints, results_dir, sweep_run)
+    rates = _choose_rates(spec, rate_names, tok.vocab_size, device, checkpoints, results_dir, sweep_run)
     rates.update({c: rates.get("dense") for c in spec.get("controls", ())})
 
     def summarise(fam, runs, chosen):
