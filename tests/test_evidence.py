@@ -272,3 +272,21 @@ def test_every_facts_model_is_compute_matched(scale):
         sizes = [sp["num_values"]] + (list(sp["values_sweep"]) if name in sp["sweep_families"] else [])
         for n in sizes:
             assert make_family(name, ctx, None if name in ("dense", "moe") else n).compute_matched, (scale, name, n)
+
+
+def test_claim_table_says_when_a_budget_repeats_the_training_text():
+    """A long-budget claim names its passes over the training split (characters trained / split length)."""
+    from ultramem_edu.experiments.report import claim_table_markdown, passes_over_text
+
+    spec = SPECS["evidence"]["full"]
+    config = dict(spec, splits={"train": 2_560_000})           # lm = 2500 × 16 × 64 characters = one pass
+    assert passes_over_text(config, "lm") == 1.0 and passes_over_text(config, "long") == 2.0
+    rows = claim_table_markdown({"config": config, "claims": {}}, spec).splitlines()[2:]
+    long_rows = [r for r in rows if "(long" in r or "(lm→long" in r]
+    assert len(long_rows) == 3 and all("2.0 passes over the text" in r for r in long_rows)
+    assert not any("passes" in r for r in rows if r not in long_rows)
+    assert "passes" not in claim_table_markdown(None, spec)       # without the splits it claims nothing
+    with pytest.raises(ValueError, match="budget"):
+        passes_over_text(config, "short")
+    with pytest.raises(ValueError, match="splits"):
+        passes_over_text(spec, "long")

@@ -2,6 +2,7 @@
 
 * :func:`fmt_test` — one paired test as "Δ [95 % CI] · p · n".
 * :func:`claim_table` — the pre-registered claims of the evidence suite with their verdicts.
+* :func:`passes_over_text` — how many times a budget goes over the training split.
 * :func:`evidence_progress` — how many of the suite's declared runs have finished, per family and phase.
 * :func:`exploratory_table` — the earlier suite's exploratory verdicts.
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from . import preregistration as prereg
 
-__all__ = ["Table", "fmt_test", "claim_table", "claim_table_markdown", "evidence_progress", "exploratory_table",
+__all__ = ["Table", "fmt_test", "claim_table", "passes_over_text", "claim_table_markdown", "evidence_progress", "exploratory_table",
            "exploratory_table_markdown"]
 
 
@@ -93,9 +94,34 @@ def evidence_progress(payload: dict | None, spec: dict) -> dict:
     return out
 
 
+def passes_over_text(spec: dict, budget: str) -> float:
+    """How many times a run at ``budget`` ("lm" or "long") goes over the training split: characters trained
+    (steps × batch × window) over the split's length. ``spec`` is the suite's spec or its payload's config
+    (it needs ``splits``, which the published config records)."""
+    if budget not in ("lm", "long"):
+        raise ValueError(f"budget must be 'lm' or 'long', got {budget!r}")
+    if "splits" not in spec:
+        raise ValueError("spec has no 'splits': pass the published payload's config")
+    t = spec["train"]
+    steps = spec["long_steps"] if budget == "long" else t["steps"]
+    return steps * t["batch_size"] * t["seq_len"] / spec["splits"]["train"]
+
+
+def _budget_label(spec: dict, budget: str) -> str:
+    """"long, 1.3 passes over the text" where a budget repeats training text (when the spec says how much)."""
+    if "splits" not in spec:
+        return budget
+    long = passes_over_text(spec, "long") if "long" in budget else 0.0
+    return f"{budget}; {long:.1f} passes over the text" if long > 1 else budget
+
+
 def claim_table(payload: dict | None, spec: dict) -> Table:
-    """The pre-registered claims: the paper's claim · A − B at a budget · Δ [95 % CI] · p (Holm) · verdict."""
+    """The pre-registered claims: the paper's claim · A − B at a budget · Δ [95 % CI] · p (Holm) · verdict.
+
+    A budget that goes over the training text more than once says so in its row (the published config
+    records the splits; ``spec`` alone does not)."""
     claims = (payload or {}).get("claims", {})
+    config = (payload or {}).get("config") or spec
     rows = []
     for i, (cid, c) in enumerate(spec["claims"].items(), 1):
         r = claims.get(cid, {"status": "pending"})
@@ -108,7 +134,7 @@ def claim_table(payload: dict | None, spec: dict) -> Table:
         verdict = r["status"]
         if verdict == "unresolved" and r.get("seeds_for_80_power"):
             verdict += f" (≈ {r['seeds_for_80_power']} seeds for 80 % power)"
-        rows.append([str(i), c["paper"], f"{c['a']} − {c['b']} ({c['budget']})", measured, _p(r.get("p_holm")), verdict])
+        rows.append([str(i), c["paper"], f"{c['a']} − {c['b']} ({_budget_label(config, c['budget'])})", measured, _p(r.get("p_holm")), verdict])
     return Table(["#", "the paper's claim", "compared (budget)", "Δ loss [95 % CI]", "p, Holm-adjusted", "verdict"], rows,
                  "The pre-registered claims and their verdicts (Δ is the first model's loss minus the second's)")
 
