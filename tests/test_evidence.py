@@ -290,3 +290,27 @@ def test_claim_table_says_when_a_budget_repeats_the_training_text():
         passes_over_text(config, "short")
     with pytest.raises(ValueError, match="splits"):
         passes_over_text(spec, "long")
+
+
+def test_evidence_results_and_comparisons_tables():
+    """The per-family table shows each budget's rate, seeds finished of declared and the 95 % t-interval of
+    the mean (scipy's); a family without a chosen rate says so; comparisons come out as stored."""
+    from scipy import stats as st
+
+    from ultramem_edu.experiments.report import evidence_comparisons_table, evidence_results_table
+
+    losses = [1.40, 1.43, 1.41]
+    lo, hi = st.t.interval(0.95, 2, loc=np.mean(losses), scale=st.sem(losses))
+    payload = {"models": {
+        "dense": {"role": "headline", "budgets": {"lm": {
+            "lr": 0.012, "option": "recipe", "seeds": [0, 1, 2], "declared_seeds": list(range(8)),
+            "test_loss_per_seed": losses,
+            "test_loss": {"mean": float(np.mean(losses)), "ci95": [float(lo), float(hi)]}}}},
+        "peer_shared": {"role": "exploratory", "budgets": {"lm": {"seeds": [], "declared_seeds": [0, 1, 2]}}}},
+        "exploratory": {"long: dense − pkm": {"delta": -0.016, "ci95": [-0.027, -0.005], "p": 0.0125, "n": 8}}}
+    rows = evidence_results_table(payload).rows
+    assert rows[0][:5] == ["dense", "headline", "lm", "0.012 (recipe)", "3 of 8"]
+    assert rows[0][5] == f"{np.mean(losses):.3f} [{lo:.3f}, {hi:.3f}]" and rows[0][6] == "1.400 1.430 1.410"
+    assert rows[1][3:6] == ["not chosen yet", "0 of 3", "not finished"]
+    assert evidence_comparisons_table(payload).rows == [["long", "dense − pkm", "-0.016 [-0.027, -0.005]", "0.013", "8"]]
+    assert evidence_results_table(None).rows == [] and evidence_comparisons_table(None).rows == []

@@ -4,6 +4,8 @@
 * :func:`claim_table` — the pre-registered claims of the evidence suite with their verdicts.
 * :func:`passes_over_text` — how many times a budget goes over the training split.
 * :func:`evidence_progress` — how many of the suite's declared runs have finished, per family and phase.
+* :func:`evidence_results_table`, :func:`evidence_comparisons_table` — the suite's per-family losses and its
+  comparisons outside the claims (exploratory).
 * :func:`exploratory_table` — the earlier suite's exploratory verdicts.
 
 The tables are :class:`Table` objects: a notebook displays them as HTML (with a caption and header cells
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 from . import preregistration as prereg
 
-__all__ = ["Table", "fmt_test", "claim_table", "passes_over_text", "claim_table_markdown", "evidence_progress", "exploratory_table",
+__all__ = ["Table", "fmt_test", "claim_table", "passes_over_text", "evidence_results_table", "evidence_comparisons_table", "claim_table_markdown", "evidence_progress", "exploratory_table",
            "exploratory_table_markdown"]
 
 
@@ -142,6 +144,37 @@ def claim_table(payload: dict | None, spec: dict) -> Table:
 def claim_table_markdown(payload: dict | None, spec: dict) -> str:
     """:func:`claim_table` as Markdown."""
     return claim_table(payload, spec).to_markdown()
+
+
+def evidence_results_table(payload: dict | None) -> Table:
+    """The evidence suite per family and budget: role · rate (option) · seeds finished of declared · test loss
+    mean [95 % t-interval] · the per-seed losses."""
+    rows = []
+    for name, m in ((payload or {}).get("models") or {}).items():
+        for budget, b in m["budgets"].items():
+            tl = b.get("test_loss") or {}
+            if tl.get("ci95"):
+                loss = f"{tl['mean']:.3f} [{tl['ci95'][0]:.3f}, {tl['ci95'][1]:.3f}]"
+            else:
+                loss = f"{tl['mean']:.3f}" if tl.get("mean") is not None else "not finished"
+            rate = f"{b['lr']:g} ({b['option']})" if b.get("lr") is not None else "not chosen yet"
+            per_seed = " ".join(f"{v:.3f}" for v in b.get("test_loss_per_seed") or [])
+            rows.append([name, m["role"], budget, rate, f"{len(b.get('seeds', []))} of {len(b['declared_seeds'])}",
+                         loss, per_seed])
+    return Table(["family", "role", "budget", "lr (value-lr option)", "seeds", "test loss [95 % CI]", "per seed"],
+                 rows, "The pre-registered suite's families: test loss over the reported seeds")
+
+
+def evidence_comparisons_table(payload: dict | None) -> Table:
+    """Every paired comparison of the evidence suite's families outside the claims: budget · A − B · Δ [95 % CI]
+    · p · n, labelled exploratory (no multiplicity correction)."""
+    rows = []
+    for key, c in ((payload or {}).get("exploratory") or {}).items():
+        budget, pair = key.split(": ", 1)
+        rows.append([budget, pair, f"{_num(c['delta'])} [{_num(c['ci95'][0])}, {_num(c['ci95'][1])}]", _p(c["p"]),
+                     str(c["n"])])
+    return Table(["budget", "A − B", "Δ loss [95 % CI]", "p", "n"], rows,
+                 "The pre-registered suite's other comparisons: exploratory, no multiplicity correction")
 
 
 def exploratory_table(verdicts: dict) -> Table:
