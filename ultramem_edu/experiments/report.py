@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from . import preregistration as prereg
 
-__all__ = ["Table", "fmt_test", "claim_table", "passes_over_text", "evidence_results_table", "evidence_comparisons_table", "claim_table_markdown", "evidence_progress", "exploratory_table",
-           "exploratory_table_markdown"]
+__all__ = ["Table", "fmt_test", "claim_table", "claim_table_markdown", "passes_over_text", "evidence_progress",
+           "evidence_results_table", "evidence_comparisons_table", "exploratory_table", "exploratory_table_markdown"]
 
 
 @dataclass
