@@ -2,6 +2,7 @@
 resume reuses finished runs and refuses corrupt or mismatched ones; shards split a suite; the
 statistics (paired Δ with a power estimate, the log-N fit, staircase violations) are checked against
 plain references."""
+import argparse
 import json
 import math
 import random
@@ -591,3 +592,76 @@ def test_facts_and_topology_verdicts_on_synthetic_results():
     assert v["aux_v2_ratio"]["status"] == "observed" and v["aux_v2_ratio"]["ratio_end_per_head"] == [5.0, 5.0]
     topo["runs"]["tdqkr_noaux"] = run_(5, 5, 2.0, 0.4, second=2.2)       # one head near rank 1, one not
     assert topology_verdicts(topo)["aux_v2_ratio"]["status"] == "not observed"
+
+
+def test_claims_let_each_run_be_trained_by_one_process(tmp_path, monkeypatch):
+    import os
+
+    from ultramem_edu.experiments import common
+
+    a = RunStore("c", "q", tmp_path, resume=True, shard="claim")
+    b = RunStore("c", "q", tmp_path, resume=True, shard="claim")
+
+    def while_a_trains(ck):
+        # b, acting as another live process (the parent's id), must leave a run that a holds
+        assert a.claim_path("r0").exists()
+        with monkeypatch.context() as m:
+            m.setattr(common.os, "getpid", os.getppid)
+            assert b.get_or_run("r0", lambda ck: pytest.fail("r0 is a's")) is None
+            assert b.claimed_elsewhere == ["r0"] and b.missing == ["r0"]
+            assert b.get_or_run("r1", lambda ck: {"by": "b"})["by"] == "b"
+        return {"by": "a"}
+
+    assert a.get_or_run("r0", while_a_trains)["by"] == "a"
+    assert not a.claim_path("r0").exists() and not b.claim_path("r1").exists()     # released when done
+    assert b.get_or_run("r0", lambda ck: pytest.fail("r0 is finished"))["by"] == "a"
+    with pytest.raises(RuntimeError, match="boom"):                                # released on failure too
+        a.get_or_run("r2", lambda ck: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert not a.claim_path("r2").exists()
+
+
+def test_a_claim_of_a_dead_process_is_taken_over_and_one_of_another_host_is_left(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store = RunStore("c", "q", tmp_path, resume=True, shard="claim")
+    store.claim_path("stale").write_text(json.dumps({"pid": int(dead.stdout), "host": platform.node()}))
+    assert store.get_or_run("stale", lambda ck: {"x": 1})["x"] == 1
+    store.claim_path("remote").write_text(json.dumps({"pid": 1, "host": platform.node() + "-elsewhere"}))
+    assert store.get_or_run("remote", lambda ck: pytest.fail("another host holds it")) is None
+    assert store.claimed_elsewhere == ["remote"]
+    with pytest.raises(ValueError, match="claim"):
+        RunStore("c", "q", tmp_path, shard="half")
+
+
+def test_claiming_processes_share_a_suite_without_training_a_run_twice(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import json, os, pathlib, sys, time\n"
+            "from ultramem_edu.experiments.common import RunStore\n"
+            "root = pathlib.Path(sys.argv[1])\n"
+            "s = RunStore('c', 'q', root, resume=True, shard='claim')\n"
+            "(root / f'ready{os.getpid()}').touch()\n"
+            "while len(list(root.glob('ready*'))) < 3:\n"      # all three start together
+            "    time.sleep(0.01)\n"
+            "for i in range(24):\n"
+            "    s.get_or_run(f'r{i}', lambda ck: (time.sleep(0.1), {'pid': os.getpid()})[1])\n"
+            "print(json.dumps(s.ran))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    ran = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(sum(ran, [])) == sorted(f"r{i}" for i in range(24))      # every run once, none twice
+    assert sum(1 for r in ran if r) >= 2                                     # the work was shared
+    assert not list((tmp_path / "exp_c" / "q").glob("*.claim"))
+
+
+def test_the_cli_reads_shard_claim():
+    from ultramem_edu.experiments.__main__ import _shard
+
+    assert _shard("claim") == "claim" and _shard("1/2") == (1, 2)
+    with pytest.raises(argparse.ArgumentTypeError, match="claim"):
+        _shard("all")

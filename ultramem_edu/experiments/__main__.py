@@ -1,4 +1,4 @@
-"""``python -m ultramem_edu.experiments <name|all> [--quick] [--resume] [--device cuda] [--shard i/k]``."""
+"""``python -m ultramem_edu.experiments <name|all> [--quick] [--resume] [--device cuda] [--shard i/k|claim]``."""
 from __future__ import annotations
 
 import argparse
@@ -11,11 +11,13 @@ from . import EXPERIMENTS, SUITE, run
 from .common import REPO_ROOT, result_stem
 
 
-def _shard(text: str) -> tuple[int, int]:
+def _shard(text: str) -> tuple[int, int] | str:
+    if text == "claim":
+        return text
     try:
         i, k = (int(v) for v in text.split("/"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard must be i/k (e.g. 0/2), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--shard must be i/k (e.g. 0/2) or claim, got {text!r}") from None
     if not (k >= 1 and 0 <= i < k):
         raise argparse.ArgumentTypeError(f"--shard i/k needs 0 <= i < k, got {text!r}")
     return i, k
@@ -33,7 +35,9 @@ def main(argv=None) -> None:
     parser.add_argument("--resume", action="store_true", help="reuse finished runs, continue interrupted ones")
     parser.add_argument("--overwrite", action="store_true", help="delete existing run files and start again")
     parser.add_argument("--collect", action="store_true", help="train nothing: publish what has finished")
-    parser.add_argument("--shard", type=_shard, default=None, help="i/k: train only this process's share of the runs")
+    parser.add_argument("--shard", type=_shard, default=None,
+                        help="i/k: train only this process's share of the runs (by the run's name); "
+                             "claim: train whatever no other live process has claimed")
     parser.add_argument("--checkpoints", default=None, help="checkpoint directory (default <repo>/checkpoints)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds (mode <scale>-custom)")
     parser.add_argument("--steps", type=int, default=None, help="override the training steps (mode <scale>-custom)")

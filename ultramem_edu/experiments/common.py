@@ -296,6 +296,17 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (one we may not signal counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunStore:
     """Per-run files of one experiment and mode.
 
@@ -308,8 +319,13 @@ class RunStore:
     ``overwrite`` is set (then they are deleted and the run starts again).
 
     ``shard=(i, k)``: this process trains only the runs whose name hashes to i mod k (several processes
-    share a suite); ``collect=True``: train nothing, only gather what is stored. A run that is neither
-    stored nor trained here is recorded in :attr:`missing` and returns None.
+    share a suite); ``shard="claim"``: this process trains every run that no other live process has
+    claimed, claiming it first with a file ``<checkpoints>/exp_<name>/<mode>/<run>.claim`` created
+    atomically (``O_EXCL``) and removed when the run ends — processes share the work as it comes, so none
+    waits on another's fixed share; a claim left by a process that died on this host is taken over.
+    ``collect=True``: train nothing, only gather what is stored. A run that is neither stored nor trained
+    here is recorded in :attr:`missing` (and in :attr:`claimed_elsewhere` when another live process has
+    claimed it) and returns None.
     """
 
     def __init__(self, name: str, mode: str, checkpoints: str | Path | None = None, resume: bool = False,
@@ -319,14 +335,18 @@ class RunStore:
         self.root = Path(results) / f"exp_{name}" / mode if results is not None else self.ckpt_root
         for d in (self.root, self.ckpt_root):
             d.mkdir(parents=True, exist_ok=True)
-        if shard is not None:
-            i, k = shard
+        if shard is not None and shard != "claim":
+            try:
+                i, k = shard
+            except (TypeError, ValueError):
+                raise ValueError(f"shard must be (i, k) with 0 <= i < k, or 'claim', got {shard!r}") from None
             if not (isinstance(i, int) and isinstance(k, int) and k >= 1 and 0 <= i < k):
-                raise ValueError(f"shard must be (i, k) with 0 <= i < k, got {shard!r}")
+                raise ValueError(f"shard must be (i, k) with 0 <= i < k, or 'claim', got {shard!r}")
         self.resume, self.overwrite, self.shard, self.collect = resume or collect, overwrite, shard, collect
         self.skipped: list[str] = []
         self.ran: list[str] = []
         self.missing: list[str] = []
+        self.claimed_elsewhere: list[str] = []
         self._seen: dict[str, dict] = {}
 
     def checkpoint(self, run: str) -> Path:
@@ -335,11 +355,44 @@ class RunStore:
     def result_path(self, run: str) -> Path:
         return self.root / f"{run}.json"
 
+    def claim_path(self, run: str) -> Path:
+        return self.ckpt_root / f"{run}.claim"
+
     def mine(self, run: str) -> bool:
-        """Whether this process trains ``run`` (always, without a shard)."""
+        """Whether this process trains ``run``: always without a shard; by the run name's hash with
+        ``shard=(i, k)``; with ``shard="claim"`` when this process holds, or now takes, its claim."""
         import zlib
 
+        if self.shard == "claim":
+            return self._claim(run)
         return self.shard is None or zlib.crc32(run.encode()) % self.shard[1] == self.shard[0]
+
+    def _claim(self, run: str) -> bool:
+        """Take ``run``'s claim file (True), or leave it to the live process that holds it (False)."""
+        path, me = self.claim_path(run), {"pid": os.getpid(), "host": platform.node()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    holder = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    holder = None                  # being written this instant, or unreadable: another's
+                if holder == me:
+                    return True
+                if not (isinstance(holder, dict) and holder.get("host") == me["host"]
+                        and isinstance(holder.get("pid"), int) and not _alive(holder["pid"])):
+                    return False
+                path.unlink(missing_ok=True)       # its process died here: take the run over
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me))
+            return True
+        return False
+
+    def _release(self, run: str) -> None:
+        if self.shard == "claim":
+            self.claim_path(run).unlink(missing_ok=True)
 
     def load(self, run: str, key: str | None = None) -> dict | None:
         """The finished result of ``run`` if stored (checked against the fingerprint ``key``), else None."""
@@ -385,15 +438,26 @@ class RunStore:
                 p.unlink(missing_ok=True)
         if self.collect or not self.mine(run):
             self.missing.append(run)
+            if self.shard == "claim" and not self.collect:
+                self.claimed_elsewhere.append(run)
             return None
-        t0 = time.perf_counter()
-        result = to_jsonable(fn(str(ckpt)))
-        result["fingerprint"] = fp
-        result["wall_s"] = round(time.perf_counter() - t0, 2)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result))
-        tmp.replace(path)
-        ckpt.unlink(missing_ok=True)               # the run is finished: its checkpoint is not needed
+        try:
+            if self.shard == "claim" and self.resume:
+                stored = self.load(run, fp)        # finished by another process since we looked
+                if stored is not None:
+                    self.skipped.append(run)
+                    self._seen[run] = stored
+                    return stored
+            t0 = time.perf_counter()
+            result = to_jsonable(fn(str(ckpt)))
+            result["fingerprint"] = fp
+            result["wall_s"] = round(time.perf_counter() - t0, 2)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(result))
+            tmp.replace(path)
+            ckpt.unlink(missing_ok=True)           # the run is finished: its checkpoint is not needed
+        finally:
+            self._release(run)
         self.ran.append(run)
         self._seen[run] = result
         return result
