@@ -3,9 +3,9 @@
 # the background, resumable across sittings: PROCS processes of one thread each (default 2), each taking
 # the next run that no other process has claimed (`--shard claim`: a claim file per run under
 # checkpoints/exp_<name>/full/, removed when the run ends; a dead process's claim is taken over) and
-# starting over until the experiment is complete. A process with nothing left to take while others still
-# train goes on to the next experiment; it waits only while the rates it needs are being chosen by
-# another, or at the last experiment. Finished runs land in figures/runs/exp_<name>/full/ the
+# starting over until both experiments are complete. A process with nothing left to take while others
+# still train goes on to the next experiment, and comes back for any run that becomes free (a run whose
+# rate another process was still choosing). Finished runs land in figures/runs/exp_<name>/full/ the
 # moment they finish; rerun the script after an interruption and they are reused. The evidence file is
 # published as it grows (figures/exp_evidence.json); the scaling file replaces figures/exp_scaling.json
 # only once every one of its runs has finished (until then it is written to checkpoints/staging/).
@@ -28,18 +28,21 @@ complete() {
 }
 for ((i = 0; i < PROCS; i++)); do
   (
-    for name in evidence scaling; do
-      while ! complete "$name"; do
-        before=$(runs "$name")
-        "$PY" -m ultramem_edu.experiments "$name" --resume --no-progress --threads 1 --shard claim \
-          --out "$(out_of "$name")" --runs-dir figures/runs
-        if [ "$(runs "$name")" -le "$before" ]; then      # nothing was free for this process
-          if [ "$name" != scaling ] && ls checkpoints/exp_"$name"/full/*.claim > /dev/null 2>&1; then
-            break                                         # the rest is others' to finish: go on
-          fi
-          sleep 120                                       # wait for the rates others are choosing
-        fi
+    until complete evidence && complete scaling; do
+      idle=1
+      for name in evidence scaling; do
+        while ! complete "$name"; do
+          before=$(runs "$name")
+          "$PY" -m ultramem_edu.experiments "$name" --resume --no-progress --threads 1 --shard claim \
+            --out "$(out_of "$name")" --runs-dir figures/runs
+          [ "$(runs "$name")" -gt "$before" ] && { idle=0; continue; }
+          # nothing was free for this process: the rest is claimed by others (go on to the next
+          # experiment, and come back for runs that become free) or waits on rates others choose
+          ls checkpoints/exp_"$name"/full/*.claim > /dev/null 2>&1 && break
+          sleep 120
+        done
       done
+      [ "$idle" = 1 ] && sleep 60                          # others hold every run left: look again later
     done
   ) >> "$LOG/shard$i.log" 2>&1 &
 done
