@@ -303,7 +303,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
@@ -346,7 +346,6 @@ class RunStore:
         self.skipped: list[str] = []
         self.ran: list[str] = []
         self.missing: list[str] = []
-        self.claimed_elsewhere: list[str] = []
         self._seen: dict[str, dict] = {}
 
     def checkpoint(self, run: str) -> Path:
@@ -354,6 +353,11 @@ class RunStore:
 
     def result_path(self, run: str) -> Path:
         return self.root / f"{run}.json"
+
+    @property
+    def claimed_elsewhere(self) -> list[str]:
+        """The runs left to other processes' claims: with ``shard="claim"`` every missing run is one."""
+        return list(self.missing) if self.shard == "claim" and not self.collect else []
 
     def claim_path(self, run: str) -> Path:
         return self.ckpt_root / f"{run}.claim"
@@ -411,6 +415,14 @@ class RunStore:
                 f"{result.get('fingerprint')!r}, this run {key!r}); delete it, or rerun with --overwrite")
         return result
 
+    def _reuse(self, run: str, fp: str | None) -> dict | None:
+        """The stored result of ``run`` (see :meth:`load`), recorded as reused; None if not stored."""
+        stored = self.load(run, fp)
+        if stored is not None:
+            self.skipped.append(run)
+            self._seen[run] = stored
+        return stored
+
     def get_or_run(self, run: str, fn: Callable[[str], dict], key=None) -> dict | None:
         """The stored result of ``run`` (with resume) or ``fn(checkpoint_path)``, stored; None when the
         run is neither stored nor this process's to train (see ``shard``, ``collect``).
@@ -424,10 +436,8 @@ class RunStore:
             return self._seen[run]
         path, ckpt = self.result_path(run), self.checkpoint(run)
         if self.resume:
-            stored = self.load(run, fp)
+            stored = self._reuse(run, fp)
             if stored is not None:
-                self.skipped.append(run)
-                self._seen[run] = stored
                 return stored
         elif path.exists() or ckpt.exists():
             if not self.overwrite:
@@ -438,15 +448,11 @@ class RunStore:
                 p.unlink(missing_ok=True)
         if self.collect or not self.mine(run):
             self.missing.append(run)
-            if self.shard == "claim" and not self.collect:
-                self.claimed_elsewhere.append(run)
             return None
         try:
             if self.shard == "claim" and self.resume:
-                stored = self.load(run, fp)        # finished by another process since we looked
+                stored = self._reuse(run, fp)      # finished by another process since we looked
                 if stored is not None:
-                    self.skipped.append(run)
-                    self._seen[run] = stored
                     return stored
             t0 = time.perf_counter()
             result = to_jsonable(fn(str(ckpt)))
